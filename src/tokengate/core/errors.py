@@ -1,0 +1,128 @@
+"""OAuth 2.0 error responses as exceptions, one class per RFC error code.
+
+Exception tree::
+
+    OAuthError                         (RFC 6749 §5.2 JSON error body)
+    ├── InvalidRequest          400
+    │   └── RequestTooLarge     413    (oversized body; still `invalid_request`)
+    ├── InvalidClient           401    (+ `WWW-Authenticate: Basic`)
+    ├── InvalidGrant            400
+    ├── UnauthorizedClient      400
+    ├── UnsupportedGrantType    400
+    ├── InvalidScope            400
+    ├── InvalidTarget           400    (RFC 8707 §2)
+    ├── UnsupportedTokenType    400    (RFC 7009 §2.2.1)
+    ├── AccessDenied            403    (authenticated client lacks a permission)
+    ├── MethodNotAllowed        405
+    ├── UnsupportedMediaType    415
+    ├── TooManyRequests         429    (+ `Retry-After`)
+    ├── ServerError             500
+    └── TemporarilyUnavailable  503    (+ `Retry-After`)
+
+Only these errors reach a client; anything else is rendered as a bare `server_error`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+# RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_DESCRIPTION_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+
+
+def safe_description(text: str) -> str:
+    """Map text onto the RFC 6749 §5.2 `error_description` character set."""
+    return _DESCRIPTION_UNSAFE.sub("?", text)
+
+
+class OAuthError(Exception):
+    """An error the protocol allows us to tell the client about (RFC 6749 §5.2)."""
+
+    error: ClassVar[str] = "server_error"
+    status_code: ClassVar[int] = 500
+
+    def __init__(self, description: str = "", *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description or self.error)
+        self.description = safe_description(description)
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def body(self) -> dict[str, str]:
+        """The JSON error object of RFC 6749 §5.2."""
+        out = {"error": self.error}
+        if self.description:
+            out["error_description"] = self.description
+        return out
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+    status_code = 400
+
+
+class RequestTooLarge(InvalidRequest):
+    status_code = 413
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status_code = 401
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+    status_code = 400
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+    status_code = 400
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    status_code = 400
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+    status_code = 400
+
+
+class InvalidTarget(OAuthError):
+    error = "invalid_target"
+    status_code = 400
+
+
+class UnsupportedTokenType(OAuthError):
+    error = "unsupported_token_type"
+    status_code = 400
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status_code = 403
+
+
+class MethodNotAllowed(InvalidRequest):
+    status_code = 405
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status_code = 415
+
+
+class TooManyRequests(InvalidRequest):
+    """RFC 6749 §2.3.1 brute-force protection; RFC 6585 §4 status."""
+
+    status_code = 429
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status_code = 500
+
+
+class TemporarilyUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503

@@ -1,0 +1,70 @@
+"""The storage interface: three small Protocols every backend implements.
+
+Backends store hashes only (see `tokengate.core.credentials`). Every operation that ends a
+token's validity before its `exp` appends a `RevocationEvent` in the same transaction, so the
+event log is durable, ordered by `position`, and replayable (issue: instant revocation).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tokengate.core.models import AccessToken, Client, RevocationEvent
+
+
+class ClientStore(Protocol):
+    """Confidential clients, looked up on every authenticated request."""
+
+    async def add_client(self, client: Client) -> None:
+        """Insert a new client; raises `ValueError` if the id exists."""
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client with this id, disabled ones included."""
+
+    async def list_clients(self) -> list[Client]:
+        """All clients, ordered by creation time then id."""
+
+    async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
+        """Replace the secret hash (rotation); False if no such client. Emits SECRET_ROTATED."""
+
+    async def disable_client(self, client_id: str, at: int) -> bool:
+        """Disable the client and revoke all its live tokens; emits CLIENT_DISABLED."""
+
+    async def delete_client(self, client_id: str, at: int) -> bool:
+        """Delete the client and its tokens; emits CLIENT_DELETED."""
+
+
+class TokenStore(Protocol):
+    """Issued access tokens, keyed by the SHA-256 of their value."""
+
+    async def add_token(self, token: AccessToken) -> None:
+        """Persist a newly issued token; durable (committed) when this returns."""
+
+    async def get_token(self, token_hash: str) -> AccessToken | None:
+        """The token with this hash, whatever its state; None if unknown or purged."""
+
+    async def revoke_token(self, token_hash: str, at: int) -> bool:
+        """Mark revoked (durably) and emit TOKEN_REVOKED; False if unknown or already revoked."""
+
+    async def purge_expired(self, before: int) -> int:
+        """Delete tokens whose `expires_at` <= `before`; returns how many."""
+
+
+class EventStore(Protocol):
+    """The revocation event log."""
+
+    async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
+        """Events with `position` > the given one, oldest first."""
+
+    async def last_position(self) -> int:
+        """Position of the newest event, 0 when there is none."""
+
+
+class Store(ClientStore, TokenStore, EventStore, Protocol):
+    """A complete backend. `open` creates the schema (idempotent, safe to race)."""
+
+    async def open(self) -> None:
+        """Connect and create the schema if missing."""
+
+    async def close(self) -> None:
+        """Release connections; pending writes are flushed first."""

@@ -1,0 +1,34 @@
+"""Pick a backend from a database URL: `memory://`, `sqlite:///path`, `postgresql://...`."""
+
+from __future__ import annotations
+
+from tokengate.storage.base import Store
+
+DEFAULT_DATABASE_URL = "sqlite:///tokengate.db"
+
+
+def open_store(url: str) -> Store:
+    """Build (not yet open) the backend named by `url`; raises `ValueError` for unknown schemes."""
+    if url == "memory://" or url == "memory:":
+        from tokengate.storage.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith("sqlite:"):
+        from tokengate.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        from tokengate.storage.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///rel.db` → `rel.db`; `sqlite:////abs.db` → `/abs.db`; `sqlite://:memory:`."""
+    rest = url[len("sqlite:") :]
+    if rest.startswith("///"):
+        return rest[3:]
+    if rest.startswith("//"):
+        return rest[2:]
+    return rest
