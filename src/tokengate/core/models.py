@@ -7,7 +7,7 @@ known only by the hash of their value (RFC 6749 §10.3, RFC 9700 §4.9.3).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class AccessToken:
         return self.revoked_at is None and self.issued_at <= now < self.expires_at
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     """Why tokens stopped being valid before their `exp`."""
 
     TOKEN_REVOKED = "token_revoked"

@@ -1,0 +1,5 @@
+"""`python -m tokengate` runs the CLI."""
+
+from tokengate.cli import main
+
+main()

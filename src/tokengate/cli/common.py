@@ -1,0 +1,55 @@
+"""Shared CLI plumbing: the --database option and running a coroutine against a store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from tokengate.storage import Store, open_store
+from tokengate.storage.factory import DEFAULT_DATABASE_URL
+
+T = TypeVar("T")
+DATABASE_ENV = "TOKENGATE_DATABASE_URL"
+
+database_option = click.option(
+    "--database",
+    "database",
+    envvar=DATABASE_ENV,
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help=f"sqlite:///path, postgresql://user@host:port/db or memory:// (env {DATABASE_ENV}).",
+)
+
+
+def run_with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store named by `url`, run `action`, close the store."""
+
+    async def main() -> T:
+        try:
+            store = open_store(url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--database") from exc
+        await store.open()
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def read_secret_argument(value: str) -> str:
+    """`-` reads the value from standard input, keeping it out of the process list."""
+    if value == "-":
+        line: str = click.get_text_stream("stdin").readline()
+        return line.strip()
+    return value
+
+
+def env_flag(name: str) -> bool:
+    """True when an environment variable is set to a truthy value."""
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,81 @@
+"""Client authentication at the token, introspection and revocation endpoints.
+
+RFC 6749 §2.3.1: `client_secret_basic` (MUST) and `client_secret_post`; the id and secret are
+form-urlencoded before Basic's base64. §2.3: exactly one method per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from tokengate.core.challenge import basic_challenge
+from tokengate.core.credentials import verify_secret
+from tokengate.core.errors import InvalidClient, InvalidRequest
+from tokengate.core.models import Client
+
+BASIC = "client_secret_basic"
+POST = "client_secret_post"
+MAX_CREDENTIAL_LENGTH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedCredentials:
+    """What the request claims: a client id, a secret and the method used."""
+
+    client_id: str
+    client_secret: str
+    method: str
+
+
+def invalid_client(realm: str, description: str = "client authentication failed") -> InvalidClient:
+    """RFC 6749 §5.2 `invalid_client` with a Basic challenge."""
+    return InvalidClient(description, headers={"WWW-Authenticate": basic_challenge(realm)})
+
+
+def _parse_basic(header: str, realm: str) -> PresentedCredentials:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise invalid_client(realm, "unsupported authentication scheme")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise invalid_client(realm, "malformed Basic credentials") from exc
+    raw_id, sep, raw_secret = decoded.partition(":")
+    if not sep:
+        raise invalid_client(realm, "malformed Basic credentials")
+    return PresentedCredentials(unquote_plus(raw_id), unquote_plus(raw_secret), BASIC)
+
+
+def presented_credentials(
+    authorization: str | None, form: dict[str, list[str]], realm: str
+) -> PresentedCredentials:
+    """Extract exactly one set of client credentials from the header or the body."""
+    body_id = form.get("client_id")
+    body_secret = form.get("client_secret")
+    if authorization is not None:
+        if body_secret is not None:
+            raise InvalidRequest("use exactly one client authentication method")
+        creds = _parse_basic(authorization, realm)
+        if body_id is not None and body_id[0] != creds.client_id:
+            raise InvalidRequest("client_id in the body does not match the Basic credentials")
+    elif body_id is not None and body_secret is not None:
+        creds = PresentedCredentials(body_id[0], body_secret[0], POST)
+    else:
+        raise invalid_client(realm, "client authentication required")
+    if (
+        len(creds.client_id) > MAX_CREDENTIAL_LENGTH
+        or len(creds.client_secret) > MAX_CREDENTIAL_LENGTH
+    ):
+        raise invalid_client(realm)
+    return creds
+
+
+def authenticate(creds: PresentedCredentials, client: Client | None, realm: str) -> Client:
+    """Check the secret in constant time; unknown, disabled and wrong all look alike."""
+    ok = verify_secret(creds.client_secret, client.secret_hash if client else None)
+    if client is None or not ok or client.disabled:
+        raise invalid_client(realm)
+    return client

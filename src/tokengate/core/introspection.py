@@ -1,0 +1,53 @@
+"""RFC 7662 token introspection: who may ask, and what an answer contains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokengate.core.credentials import hash_value, is_access_token_format
+from tokengate.core.errors import InvalidRequest
+from tokengate.core.forms import single
+from tokengate.core.models import AccessToken, Client
+from tokengate.core.scopes import format_scope
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+def token_hash_to_look_up(form: dict[str, list[str]]) -> str | None:
+    """§2.1: `token` is required; a value that cannot be ours needs no lookup (None).
+
+    `token_type_hint` is accepted and ignored: we issue access tokens only, so every
+    search covers every type we have (§2.1 "MUST extend its search").
+    """
+    token = single(form, "token")
+    if token is None:
+        raise InvalidRequest("missing token")
+    return hash_value(token) if is_access_token_format(token) else None
+
+
+def visible_to(token: AccessToken, caller: Client) -> bool:
+    """§4: a token bound to audiences is only shown to a resource server serving one."""
+    return not token.audiences or not set(token.audiences).isdisjoint(caller.audiences)
+
+
+def introspection_body(
+    token: AccessToken | None, caller: Client, now: float, issuer: str
+) -> dict[str, Any]:
+    """§2.2: the full claim set for an active token, exactly `{"active": false}` otherwise."""
+    if token is None or not token.is_active(now) or not visible_to(token, caller):
+        return INACTIVE
+    body: dict[str, Any] = {
+        "active": True,
+        "scope": format_scope(token.scopes),
+        "client_id": token.client_id,
+        "token_type": "Bearer",
+        "exp": token.expires_at,
+        "iat": token.issued_at,
+        "nbf": token.issued_at,
+        "sub": token.client_id,
+        "iss": issuer,
+        "jti": token.jti,
+    }
+    if token.audiences:
+        body["aud"] = token.audiences[0] if len(token.audiences) == 1 else list(token.audiences)
+    return body

@@ -1,0 +1,28 @@
+"""RFC 8414 authorization server metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOKEN_PATH = "/oauth2/token"
+INTROSPECT_PATH = "/oauth2/introspect"
+REVOKE_PATH = "/oauth2/revoke"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
+    """§2: `issuer` equals the configured issuer; every endpoint and its auth methods."""
+    base = issuer.rstrip("/")
+    return {
+        "issuer": issuer,
+        "token_endpoint": base + TOKEN_PATH,
+        "introspection_endpoint": base + INTROSPECT_PATH,
+        "revocation_endpoint": base + REVOKE_PATH,
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "scopes_supported": scopes,
+    }

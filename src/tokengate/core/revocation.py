@@ -1,0 +1,26 @@
+"""RFC 7009 token revocation rules.
+
+A client may revoke only tokens issued to it (§2.1). For any other token the endpoint answers
+200 exactly as for an unknown one and changes nothing: an error would tell the caller that the
+value is a live token of someone else, which turns the endpoint into a token-scanning oracle.
+"""
+
+from __future__ import annotations
+
+from tokengate.core.credentials import hash_value, is_access_token_format
+from tokengate.core.errors import InvalidRequest
+from tokengate.core.forms import single
+from tokengate.core.models import AccessToken, Client
+
+
+def token_hash_to_revoke(form: dict[str, list[str]]) -> str | None:
+    """§2.1: `token` is required; hints are optional and unknown ones ignored (§2.2.1)."""
+    token = single(form, "token")
+    if token is None:
+        raise InvalidRequest("missing token")
+    return hash_value(token) if is_access_token_format(token) else None
+
+
+def may_revoke(token: AccessToken | None, caller: Client) -> bool:
+    """True when the token exists, is still unrevoked, and belongs to the caller."""
+    return token is not None and token.revoked_at is None and token.client_id == caller.client_id

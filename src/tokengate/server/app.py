@@ -1,0 +1,140 @@
+"""The authorization server as a pure ASGI application: `create_app(settings, store)`.
+
+Routing is a dictionary lookup and every endpoint is a short pipeline (see `endpoints`), so the
+hot paths (token, introspection) pay for no framework machinery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from tokengate.core.errors import (
+    MethodNotAllowed,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailable,
+)
+from tokengate.core.metadata import INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH
+from tokengate.core.responses import Response, error_response, json_response
+from tokengate.server.asgi_io import (
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    request_headers,
+    send_response,
+)
+from tokengate.server.endpoints import Clock, Endpoints
+from tokengate.server.errors import is_storage_outage
+from tokengate.server.settings import Settings
+from tokengate.storage.base import Store
+
+log = logging.getLogger("tokengate.server")
+Handler = Callable[[Receive, dict[str, str]], Awaitable[Response]]
+
+
+class AuthorizationServer:
+    """ASGI callable serving the token, introspection, revocation and metadata endpoints."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.endpoints = Endpoints(settings, store, clock)
+        self._clock = clock
+        self._purger: asyncio.Task[None] | None = None
+        e = self.endpoints
+        self.routes: dict[str, tuple[frozenset[str], Handler]] = {
+            TOKEN_PATH: (frozenset({"POST"}), e.token),
+            INTROSPECT_PATH: (frozenset({"POST"}), e.introspect),
+            REVOKE_PATH: (frozenset({"POST"}), e.revoke),
+            METADATA_PATH: (frozenset({"GET", "HEAD"}), e.metadata),
+            "/healthz": (frozenset({"GET", "HEAD"}), e.health),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        try:
+            response = await self._dispatch(scope, receive, method)
+        except ClientDisconnected:
+            return
+        await send_response(send, response, head_only=method == "HEAD")
+
+    async def _dispatch(self, scope: Scope, receive: Receive, method: str) -> Response:
+        route = self.routes.get(scope["path"])
+        if route is None:
+            return json_response(404, {"error": "not_found"})
+        methods, handler = route
+        try:
+            if method not in methods:
+                allow = ", ".join(sorted(methods))
+                raise MethodNotAllowed(f"use {allow}", headers={"Allow": allow})
+            return await handler(receive, request_headers(scope))
+        except OAuthError as exc:
+            return error_response(exc)
+        except ClientDisconnected:
+            raise
+        except Exception as exc:
+            return self._unexpected(exc)
+
+    def _unexpected(self, exc: Exception) -> Response:
+        if is_storage_outage(exc):
+            log.warning("storage unavailable: %s", type(exc).__name__)
+            retry = {"Retry-After": str(self.settings.retry_after_seconds)}
+            return error_response(TemporarilyUnavailable("storage unavailable", headers=retry))
+        log.exception("unexpected error")
+        return error_response(ServerError())
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # report, don't crash uvicorn's lifespan task
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Open the store (creating the schema) and start the expired-token purger."""
+        await self.store.open()
+        self._purger = asyncio.create_task(self._purge_forever())
+
+    async def shutdown(self) -> None:
+        """Stop background work and close the store."""
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        await self.store.close()
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.purge_interval)
+            try:
+                purged = await self.store.purge_expired(int(self._clock()))
+            except Exception:  # a failed purge is retried next interval
+                log.warning("purge of expired tokens failed", exc_info=True)
+                continue
+            if purged:
+                log.info("purged %d expired tokens", purged)
+
+
+def create_app(settings: Settings, store: Store, clock: Clock = time.time) -> AuthorizationServer:
+    """Build the ASGI app; the store is opened at ASGI lifespan startup."""
+    return AuthorizationServer(settings, store, clock)

@@ -1,0 +1,74 @@
+"""Reading requests and writing `Response`s over raw ASGI, with limits and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from tokengate.core.errors import InvalidRequest, RequestTooLarge
+from tokengate.core.responses import Response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_WANTED = frozenset({b"authorization", b"content-type", b"content-length"})
+
+
+class ClientDisconnected(Exception):
+    """The peer went away before the body was complete."""
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The few headers the endpoints read, lower-cased; a repeated one is an error."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.lower()
+        if name in _WANTED:
+            key = name.decode()
+            if key in found:
+                raise InvalidRequest(f"repeated {key} header")
+            found[key] = raw_value.decode("latin-1")
+    return found
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int, timeout: float) -> bytes:
+    """The whole body, refusing more than `limit` bytes (413) or a slow sender (408-ish 400)."""
+    declared = headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise (
+            RequestTooLarge("request body too large")
+            if declared.isdigit()
+            else InvalidRequest("invalid Content-Length")
+        )
+    try:
+        async with asyncio.timeout(timeout):
+            return await _collect(receive, limit)
+    except TimeoutError as exc:
+        raise InvalidRequest("request body not received in time") from exc
+
+
+async def _collect(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge("request body too large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_response(send: Send, response: Response, head_only: bool = False) -> None:
+    """Emit status, headers (with content-length) and body."""
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head_only else response.body})

@@ -1,0 +1,93 @@
+"""The authorization server's endpoints: thin pipelines over `tokengate.core`.
+
+Each one is: check media type → read body → parse form → authenticate client → core rule →
+store → render. Errors are raised as `OAuthError` and rendered by the app.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tokengate.core import client_auth, introspection, revocation, token_endpoint
+from tokengate.core.errors import InvalidClient
+from tokengate.core.forms import check_content_type, parse_form
+from tokengate.core.metadata import server_metadata
+from tokengate.core.models import Client
+from tokengate.core.responses import Response, json_response
+from tokengate.server.asgi_io import Receive, read_body
+from tokengate.server.settings import Settings
+from tokengate.storage.base import Store
+
+Clock = Callable[[], float]
+_PUBLIC_CACHE = (("cache-control", "public, max-age=300"),)
+
+
+class Endpoints:
+    """Endpoint handlers bound to one store and one settings object."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
+        content_type = headers.get("content-type")
+        if content_type is not None:
+            check_content_type(content_type)
+        body = await read_body(
+            receive, headers, self.settings.max_body_bytes, self.settings.body_timeout
+        )
+        if content_type is None and body:
+            check_content_type(None)
+        return parse_form(body)
+
+    async def _client(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
+        realm = self.settings.realm
+        creds = client_auth.presented_credentials(headers.get("authorization"), form, realm)
+        stored = await self.store.get_client(creds.client_id)
+        return client_auth.authenticate(creds, stored, realm)
+
+    async def token(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """RFC 6749 §4.4 token request → §5.1 response."""
+        form = await self._form(receive, headers)
+        client = await self._client(headers, form)
+        issued = token_endpoint.issue(client, form, int(self.clock()))
+        await self.store.add_token(issued.record)
+        return json_response(200, issued.body)
+
+    async def introspect(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""
+        form = await self._form(receive, headers)
+        caller = await self._client(headers, form)
+        if not caller.can_introspect:
+            raise client_auth.invalid_client(self.settings.realm, "client may not introspect")
+        token_hash = introspection.token_hash_to_look_up(form)
+        token = await self.store.get_token(token_hash) if token_hash else None
+        body = introspection.introspection_body(token, caller, self.clock(), self.settings.issuer)
+        return json_response(200, body)
+
+    async def revoke(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """RFC 7009 §2: 200 whether or not anything was revoked; durable before the 200."""
+        form = await self._form(receive, headers)
+        caller = await self._client(headers, form)
+        token_hash = revocation.token_hash_to_revoke(form)
+        token = await self.store.get_token(token_hash) if token_hash else None
+        if token_hash and revocation.may_revoke(token, caller):
+            await self.store.revoke_token(token_hash, int(self.clock()))
+        return json_response(200, {})
+
+    async def metadata(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """RFC 8414 §3 metadata document."""
+        scopes = sorted({s for c in await self.store.list_clients() for s in c.scopes})
+        payload: dict[str, Any] = server_metadata(self.settings.issuer, scopes)
+        return json_response(200, payload, _PUBLIC_CACHE)
+
+    async def health(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """Liveness and storage reachability."""
+        await self.store.last_position()
+        return json_response(200, {"status": "ok"})
+
+
+__all__ = ["Endpoints", "InvalidClient"]

@@ -1,0 +1,17 @@
+"""Authorization server settings: explicit values, no globals, no environment reads here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What `create_app` needs besides a store."""
+
+    issuer: str
+    realm: str = "tokengate"
+    max_body_bytes: int = 16 * 1024
+    body_timeout: float = 10.0
+    purge_interval: float = 300.0
+    retry_after_seconds: int = 2

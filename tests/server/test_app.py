@@ -1,0 +1,91 @@
+"""Metadata, health, routing and error containment."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import pytest
+
+from tokengate.server import Settings, create_app
+from tokengate.storage.memory import MemoryStore
+
+from .conftest import ISSUER, Harness
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_metadata(harness: Harness) -> None:
+    """RFC 8414 §2: issuer, endpoints, grant types, scopes and auth methods."""
+    await harness.register("read write")
+    await harness.register("admin")
+    body = (await harness.http.get("/.well-known/oauth-authorization-server")).json()
+    assert body["issuer"] == ISSUER
+    assert body["token_endpoint"] == ISSUER + "/oauth2/token"
+    assert body["introspection_endpoint"] == ISSUER + "/oauth2/introspect"
+    assert body["revocation_endpoint"] == ISSUER + "/oauth2/revoke"
+    assert body["grant_types_supported"] == ["client_credentials"]
+    assert body["scopes_supported"] == ["admin", "read", "write"]
+    for endpoint in ("token", "introspection", "revocation"):
+        assert body[f"{endpoint}_endpoint_auth_methods_supported"] == [
+            "client_secret_basic",
+            "client_secret_post",
+        ]
+
+
+async def test_health_and_head(harness: Harness) -> None:
+    """GET and HEAD /healthz answer 200."""
+    assert (await harness.http.get("/healthz")).status_code == 200
+    head = await harness.http.head("/healthz")
+    assert head.status_code == 200
+    assert head.content == b""
+
+
+async def test_unknown_path(harness: Harness) -> None:
+    """Unknown paths are a JSON 404."""
+    response = await harness.http.get("/nope")
+    assert response.status_code == 404
+
+
+class BrokenStore(MemoryStore):
+    """A store whose lookups fail in a chosen way."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__()
+        self.exc = exc
+
+    async def get_client(self, client_id: str) -> None:
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "error"),
+    [
+        pytest.param(RuntimeError("secret detail /etc/passwd"), 500, "server_error", id="bug"),
+        pytest.param(
+            sqlite3.OperationalError("database is locked"),
+            503,
+            "temporarily_unavailable",
+            id="storage-outage",
+        ),
+    ],
+)
+async def test_unexpected_errors_are_contained(exc: Exception, status: int, error: str) -> None:
+    """Internal failures reveal nothing; storage outages are 503 with Retry-After."""
+    app = create_app(Settings(issuer=ISSUER), BrokenStore(exc))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        response = await http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=("tgc_x", "secret"),
+        )
+    assert response.status_code == status
+    assert response.json() == {
+        "error": error,
+        **({"error_description": "storage unavailable"} if status == 503 else {}),
+    }
+    assert "passwd" not in response.text
+    if status == 503:
+        assert response.headers["retry-after"] == "2"
