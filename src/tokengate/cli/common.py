@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -45,8 +46,7 @@ def run_with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
 def read_secret_argument(value: str) -> str:
     """`-` reads the value from standard input, keeping it out of the process list."""
     if value == "-":
-        line: str = click.get_text_stream("stdin").readline()
-        return line.strip()
+        return sys.stdin.readline().strip()
     return value
 
 

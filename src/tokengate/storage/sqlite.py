@@ -17,6 +17,7 @@ import asyncio
 import functools
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -56,12 +57,18 @@ _CLIENTS_SELECT = (
 )
 _CLIENTS_GET = _CLIENTS_SELECT + " WHERE client_id = ?"
 _CLIENTS_LIST = _CLIENTS_SELECT + " ORDER BY created_at, client_id"
-_CLIENTS_INSERT = "INSERT INTO clients VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_CLIENTS_INSERT = (
+    "INSERT INTO clients (client_id, name, secret_hash, scopes, audiences, can_introspect,"
+    " token_ttl, disabled, created_at, secret_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _TOKENS_GET = (
     "SELECT token_hash, jti, client_id, scopes, audiences, issued_at, expires_at, revoked_at"
     " FROM tokens WHERE token_hash = ?"
 )
-_TOKENS_INSERT = "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_TOKENS_INSERT = (
+    "INSERT INTO tokens (token_hash, jti, client_id, scopes, audiences, issued_at, expires_at,"
+    " revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _EVENTS_INSERT = "INSERT INTO events (kind, client_id, token_hash, occurred_at) VALUES (?, ?, ?, ?)"
 _EVENTS_AFTER = (
     "SELECT position, kind, client_id, token_hash, occurred_at FROM events"
@@ -320,7 +327,7 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
 def _open_writer(path: str, busy_timeout: float) -> sqlite3.Connection:
     conn = _connect(path, busy_timeout)
     try:
-        _enable_wal(conn, path)
+        _enable_wal(conn, path, busy_timeout)
         conn.execute("PRAGMA synchronous = FULL")
         _create_schema(conn)
     except BaseException:
@@ -329,8 +336,20 @@ def _open_writer(path: str, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
-def _enable_wal(conn: sqlite3.Connection, path: str) -> None:
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+def _enable_wal(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
+    # Switching to WAL takes an exclusive lock and, unlike other statements, may report
+    # SQLITE_BUSY without calling the busy handler, so racing processes retry here.
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.001
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
     if str(mode).lower() != "wal":
         raise RuntimeError(f"SQLite database {path!r} cannot use WAL (journal_mode={mode})")
 
