@@ -75,7 +75,7 @@ _ERRS = re.compile(r"Socket errors: (.*)")
 
 def run_wrk(url: str, *, connections: int, seconds: float, script: Path | None = None) -> float:
     """Requests/second from one wrk run; fails loudly on any error response."""
-    args = [require_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    args = [require_wrk(), "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", url]
     if script is not None:
         args[1:1] = ["-s", str(script)]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout

@@ -42,6 +42,7 @@ def serve(host: str, port: int, database: str, issuer: str | None, log_level: st
         http="httptools",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # direct exposure by default; put a proxy-aware LB config in front
         log_level=log_level,
         timeout_graceful_shutdown=5,
     )

@@ -11,6 +11,8 @@ from tokengate.core.errors import OAuthError
 JSON_TYPE = "application/json"
 # RFC 6749 §5.1, RFC 7662 §2.2: responses carrying tokens or token state are never cached.
 NO_STORE = (("cache-control", "no-store"), ("pragma", "no-cache"))
+# One encoder for every response: `json.dumps` with arguments builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,7 @@ def json_response(
     status: int, payload: Any, headers: tuple[tuple[str, str], ...] = NO_STORE
 ) -> Response:
     """Compact JSON with `no-store` caching headers by default."""
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
+    body = _ENCODE(payload).encode()
     return Response(status, body, (("content-type", JSON_TYPE), *headers))
 
 

@@ -69,6 +69,6 @@ async def _collect(receive: Receive, limit: int) -> bytes:
 async def send_response(send: Send, response: Response, head_only: bool = False) -> None:
     """Emit status, headers (with content-length) and body."""
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode()))
+    headers.append((b"content-length", b"%d" % len(response.body)))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head_only else response.body})

@@ -1,0 +1,123 @@
+"""Introspection claims (RFC 7662 §2.2), validated into a frozen value.
+
+Only members RFC 7662 defines are read, so any conforming authorization server works
+(tokengate, node-oidc-provider, Keycloak, Hydra, ...); the full response stays in `raw`.
+A member with the wrong JSON type makes the whole response unusable: a cache cannot be
+bounded by an `exp` it cannot read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from tokengate.resource.errors import InvalidIntrospectionResponse
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_STRING_MEMBERS = ("client_id", "sub", "username", "iss", "jti", "token_type")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What the authorization server said about a token; the handler's view of the caller."""
+
+    active: bool
+    scopes: frozenset[str] = frozenset()
+    client_id: str | None = None
+    sub: str | None = None
+    username: str | None = None
+    aud: tuple[str, ...] = ()
+    iss: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    nbf: int | None = None
+    jti: str | None = None
+    token_type: str | None = None
+    raw: Mapping[str, Any] = field(default=_EMPTY, compare=False, hash=False, repr=False)
+
+    @property
+    def scope(self) -> str:
+        """The scopes as an RFC 6749 §3.3 space-delimited string, sorted."""
+        return " ".join(sorted(self.scopes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """An RFC 7662 §2.2 shaped dict of the known members (None and empty left out)."""
+        out: dict[str, Any] = {"active": self.active}
+        if self.scopes:
+            out["scope"] = self.scope
+        for name in (*_STRING_MEMBERS, "exp", "iat", "nbf"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.aud:
+            out["aud"] = list(self.aud)
+        return out
+
+
+INACTIVE = TokenClaims(active=False, raw=MappingProxyType({"active": False}))
+
+
+def parse_claims(document: object) -> TokenClaims:
+    """Validate an RFC 7662 §2.2 response body (already JSON-decoded)."""
+    if not isinstance(document, dict):
+        raise InvalidIntrospectionResponse("introspection response is not a JSON object")
+    active = document.get("active")
+    if not isinstance(active, bool):
+        raise InvalidIntrospectionResponse("introspection response lacks a boolean 'active'")
+    if not active:
+        return INACTIVE  # §2.2: nothing else should be there, and nothing else matters
+    return TokenClaims(
+        active=True,
+        scopes=_scopes(document.get("scope")),
+        aud=_audiences(document.get("aud")),
+        exp=_time(document, "exp", math.floor),
+        iat=_time(document, "iat", math.floor),
+        nbf=_time(document, "nbf", math.ceil),
+        client_id=_string(document, "client_id"),
+        sub=_string(document, "sub"),
+        username=_string(document, "username"),
+        iss=_string(document, "iss"),
+        jti=_string(document, "jti"),
+        token_type=_string(document, "token_type"),
+        raw=MappingProxyType(dict(document)),
+    )
+
+
+def _string(document: Mapping[str, object], name: str) -> str | None:
+    value = document.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidIntrospectionResponse(f"introspection member '{name}' is not a string")
+
+
+def _scopes(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(value.split())
+    raise InvalidIntrospectionResponse("introspection member 'scope' is not a string")
+
+
+def _audiences(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise InvalidIntrospectionResponse("introspection member 'aud' is not a string or list")
+
+
+def _time(
+    document: Mapping[str, object], name: str, rounding: Callable[[float], int]
+) -> int | None:
+    # Rounding errs on the safe side: exp/iat down, nbf up (RFC 7519 NumericDate may be fractional).
+    value = document.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidIntrospectionResponse(f"introspection member '{name}' is not a number")
+    return int(rounding(value))

@@ -1,0 +1,125 @@
+"""Single-flight: concurrent lookups of one key share one call.
+
+The first caller for a key (the leader) runs the function; every caller arriving while it runs
+waits for the same outcome. A failure reaches every waiter and is not remembered: the next
+caller starts a new call. If the leader is cancelled (its client went away), its waiters do
+not inherit the cancellation: one of them leads a new call.
+
+`SingleFlight` serves asyncio/trio code through anyio; `ThreadSingleFlight` serves threads
+(WSGI servers). Both share the outcome bookkeeping below.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar, cast
+
+import anyio
+
+from tokengate.resource.stats import Stats
+
+V = TypeVar("V")
+
+
+class _Outcome(Generic[V]):
+    """What a finished call produced; neither value nor error means the leader was cancelled."""
+
+    __slots__ = ("error", "ok", "value")
+
+    def __init__(self) -> None:
+        self.ok = False
+        self.value: V | None = None
+        self.error: Exception | None = None
+
+    def settled(self) -> bool:
+        """True unless the leader gave up without an answer."""
+        return self.ok or self.error is not None
+
+    def unwrap(self) -> V:
+        """The value, or raise the shared error."""
+        if self.error is not None:
+            raise self.error
+        return cast(V, self.value)  # ok is True, so value was set (V may itself be None)
+
+
+class SingleFlight(Generic[V]):
+    """Deduplicate concurrent awaits of `fn` per key (anyio: asyncio or trio)."""
+
+    def __init__(self, stats: Stats | None = None) -> None:
+        self.stats = stats if stats is not None else Stats()
+        self._calls: dict[str, tuple[anyio.Event, _Outcome[V]]] = {}
+
+    def in_flight(self) -> int:
+        """How many keys have a call running."""
+        return len(self._calls)
+
+    async def do(self, key: str, fn: Callable[[], Awaitable[V]]) -> V:
+        """Return `await fn()`, sharing one call with every concurrent caller for `key`."""
+        while True:
+            call = self._calls.get(key)
+            if call is None:
+                return await self._lead(key, fn)
+            self.stats.singleflight_joins.inc()
+            done, outcome = call
+            await done.wait()
+            if outcome.settled():
+                return outcome.unwrap()
+
+    async def _lead(self, key: str, fn: Callable[[], Awaitable[V]]) -> V:
+        done, outcome = anyio.Event(), _Outcome[V]()
+        self._calls[key] = (done, outcome)
+        try:
+            value = await fn()
+        except Exception as exc:
+            outcome.error = exc
+            raise
+        else:
+            outcome.value, outcome.ok = value, True
+            return value
+        finally:
+            del self._calls[key]
+            done.set()
+
+
+class ThreadSingleFlight(Generic[V]):
+    """Deduplicate concurrent calls of `fn` per key across threads."""
+
+    def __init__(self, stats: Stats | None = None) -> None:
+        self.stats = stats if stats is not None else Stats()
+        self._lock = threading.Lock()
+        self._calls: dict[str, tuple[threading.Event, _Outcome[V]]] = {}
+
+    def do(self, key: str, fn: Callable[[], V]) -> V:
+        """Return `fn()`, sharing one call with every concurrent caller for `key`."""
+        while True:
+            with self._lock:
+                call = self._calls.get(key)
+                if call is None:
+                    call = self._calls[key] = (threading.Event(), _Outcome[V]())
+                    leader = True
+                else:
+                    leader = False
+            done, outcome = call
+            if leader:
+                return self._lead(key, done, outcome, fn)
+            self.stats.singleflight_joins.inc()
+            done.wait()
+            if outcome.settled():
+                return outcome.unwrap()
+
+    def _lead(
+        self, key: str, done: threading.Event, outcome: _Outcome[V], fn: Callable[[], V]
+    ) -> V:
+        try:
+            value = fn()
+        except Exception as exc:
+            outcome.error = exc
+            raise
+        else:
+            outcome.value, outcome.ok = value, True
+            return value
+        finally:
+            with self._lock:
+                del self._calls[key]
+            done.set()

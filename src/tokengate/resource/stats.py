@@ -1,0 +1,93 @@
+"""Dependency-free counters for the resource-server library.
+
+One `Stats` object is shared by the cache, single-flight, introspection client and validator;
+`snapshot()` flattens it into names an exporter (Prometheus or other) can publish as they are.
+Counters take a lock so threads (WSGI servers) do not lose increments.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Counter:
+    """A monotonically increasing, thread-safe integer."""
+
+    __slots__ = ("_lock", "_value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        """Add `amount` (default 1)."""
+        with self._lock:
+            self._value += amount
+
+    @property
+    def value(self) -> int:
+        """The current count."""
+        return self._value
+
+
+class Histogram:
+    """Cumulative latency buckets in seconds, Prometheus style (`le` upper bounds)."""
+
+    __slots__ = ("_lock", "bounds", "buckets", "count", "sum")
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self._lock = threading.Lock()
+        self.bounds = bounds
+        self.buckets = [0] * len(bounds)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Record one observation."""
+        with self._lock:
+            self.count += 1
+            self.sum += seconds
+            for index, bound in enumerate(self.bounds):
+                if seconds <= bound:
+                    self.buckets[index] += 1
+
+
+@dataclass(slots=True)
+class Stats:
+    """Everything the library counts; each field's name is its metric name."""
+
+    cache_hits: Counter = field(default_factory=Counter)
+    cache_misses: Counter = field(default_factory=Counter)
+    cache_evictions: Counter = field(default_factory=Counter)
+    cache_expirations: Counter = field(default_factory=Counter)
+    cache_invalidations: Counter = field(default_factory=Counter)
+    shared_cache_hits: Counter = field(default_factory=Counter)
+    shared_cache_misses: Counter = field(default_factory=Counter)
+    shared_cache_errors: Counter = field(default_factory=Counter)
+    singleflight_joins: Counter = field(default_factory=Counter)
+    introspection_calls: Counter = field(default_factory=Counter)
+    introspection_failures: Counter = field(default_factory=Counter)
+    introspection_retries: Counter = field(default_factory=Counter)
+    circuit_opened: Counter = field(default_factory=Counter)
+    introspection_latency_seconds: Histogram = field(default_factory=Histogram)
+
+    def snapshot(self) -> dict[str, float]:
+        """Flat name → value map: counters, plus `_count`, `_sum`, `_bucket_le_X` for latency."""
+        out: dict[str, float] = {}
+        for item in fields(self):
+            metric = getattr(self, item.name)
+            if isinstance(metric, Counter):
+                out[item.name] = metric.value
+            else:
+                out.update(_histogram(item.name, metric))
+        return out
+
+
+def _histogram(name: str, histogram: Histogram) -> dict[str, float]:
+    out: dict[str, float] = {f"{name}_count": histogram.count, f"{name}_sum": histogram.sum}
+    for bound, count in zip(histogram.bounds, histogram.buckets, strict=True):
+        out[f"{name}_bucket_le_{bound:g}"] = count
+    return out

@@ -1,0 +1,321 @@
+"""PostgreSQL backend: several server replicas sharing one database.
+
+Tables live in the database named by the URL, in the first schema of its `search_path`; to use
+a dedicated (existing) schema add `?options=-csearch_path%3Dtokengate` to the URL. Connections
+come from a small pool; every session gets a `statement_timeout` (unless the URL's `options`
+sets one), libpq `connect_timeout` and TCP keepalives, so no call waits forever.
+
+A revocation-type write appends its event and calls `pg_notify('tokengate_events', position)`
+in the same transaction. Event writers serialize on an advisory lock held until commit: a
+sequence hands out positions in insert order, not commit order, and without the lock a reader
+could see position 6 before 5 commits and, resuming after 6, miss 5 forever.
+
+Only hashes are stored (RFC 6749 §10.3, RFC 9700 §4.9.3).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
+
+SCHEMA_VERSION = 1
+NOTIFY_CHANNEL = "tokengate_events"
+PURGE_CHUNK = 5000  # rows per purge statement, so a big purge never holds locks for long
+
+_SCHEMA_LOCK = int.from_bytes(b"tgschema", "big")  # pg_advisory_xact_lock keys (bigint)
+_EVENTS_LOCK = int.from_bytes(b"tgevents", "big")
+
+_Conn = psycopg.AsyncConnection[TupleRow]
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS clients (
+        client_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL,
+        scopes TEXT NOT NULL, audiences TEXT NOT NULL, can_introspect BOOLEAN NOT NULL,
+        token_ttl BIGINT NOT NULL, disabled BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL, secret_rotated_at BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        token_hash TEXT PRIMARY KEY, jti TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL,
+        scopes TEXT NOT NULL, audiences TEXT NOT NULL, issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, revoked_at BIGINT
+    )""",
+    "CREATE INDEX IF NOT EXISTS tokens_client_id ON tokens (client_id)",
+    "CREATE INDEX IF NOT EXISTS tokens_expires_at ON tokens (expires_at)",
+    """CREATE TABLE IF NOT EXISTS events (
+        position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL,
+        client_id TEXT NOT NULL, token_hash TEXT, occurred_at BIGINT NOT NULL
+    )""",
+)
+_META = "CREATE TABLE IF NOT EXISTS tokengate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_META_VERSION = "SELECT value FROM tokengate_meta WHERE key = 'schema_version'"
+_META_SET_VERSION = (
+    "INSERT INTO tokengate_meta (key, value) VALUES ('schema_version', %s)"
+    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+)
+
+_CLIENTS_SELECT = (
+    "SELECT client_id, name, secret_hash, scopes, audiences, can_introspect, token_ttl,"
+    " disabled, created_at, secret_rotated_at FROM clients"
+)
+_CLIENTS_GET = _CLIENTS_SELECT + " WHERE client_id = %s"
+_CLIENTS_LIST = _CLIENTS_SELECT + " ORDER BY created_at, client_id"
+_CLIENTS_INSERT = (
+    "INSERT INTO clients (client_id, name, secret_hash, scopes, audiences, can_introspect,"
+    " token_ttl, disabled, created_at, secret_rotated_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_TOKENS_GET = (
+    "SELECT token_hash, jti, client_id, scopes, audiences, issued_at, expires_at, revoked_at"
+    " FROM tokens WHERE token_hash = %s"
+)
+_TOKENS_INSERT = (
+    "INSERT INTO tokens (token_hash, jti, client_id, scopes, audiences, issued_at, expires_at,"
+    " revoked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_TOKENS_PURGE = (
+    "DELETE FROM tokens WHERE token_hash IN"
+    " (SELECT token_hash FROM tokens WHERE expires_at <= %s LIMIT %s)"
+)
+_EVENTS_INSERT = (
+    "WITH e AS (INSERT INTO events (kind, client_id, token_hash, occurred_at)"
+    " VALUES (%s, %s, %s, %s) RETURNING position)"
+    " SELECT pg_notify(%s, position::text) FROM e"
+)
+_EVENTS_AFTER = (
+    "SELECT position, kind, client_id, token_hash, occurred_at FROM events"
+    " WHERE position > %s ORDER BY position LIMIT %s"
+)
+
+
+class PostgresStore:
+    """A `Store` in PostgreSQL (`postgresql://` or `postgres://` URL), over a connection pool."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 10.0,
+        pool_timeout: float = 10.0,
+        prepare_threshold: int | None = 0,
+    ) -> None:
+        """`prepare_threshold=None` disables server-side prepared statements (PgBouncer)."""
+        self._conninfo = _conninfo(url, connect_timeout, statement_timeout)
+        self._connect_timeout = connect_timeout
+        self._pool_args: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "timeout": pool_timeout,
+            "kwargs": {"autocommit": True, "prepare_threshold": prepare_threshold},
+        }
+        self._pool_or_none: AsyncConnectionPool[_Conn] | None = None
+
+    async def open(self) -> None:
+        """Fill the pool and create the schema under an advisory lock (safe to race)."""
+        pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
+            self._conninfo, open=False, name="tokengate", **self._pool_args
+        )
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout + 1.0)
+            async with pool.connection() as conn, conn.transaction():
+                await _create_schema(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool_or_none = pool
+
+    async def close(self) -> None:
+        """Close the pool; every write has committed by the time its method returned."""
+        pool, self._pool_or_none = self._pool_or_none, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def _pool(self) -> AsyncConnectionPool[_Conn]:
+        if self._pool_or_none is None:
+            raise RuntimeError("PostgresStore is not open")
+        return self._pool_or_none
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> TupleRow | None:
+        async with self._pool.connection() as conn:
+            return await (await conn.execute(sql, params)).fetchone()
+
+    async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[TupleRow]:
+        async with self._pool.connection() as conn:
+            return await (await conn.execute(sql, params)).fetchall()
+
+    async def _insert(self, sql: str, row: tuple[Any, ...], what: str) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(sql, row)
+        except psycopg.errors.UniqueViolation as exc:
+            raise ValueError(f"{what} already stored") from exc
+
+    # -- clients (RFC 6749 §2) ---------------------------------------------------------------
+
+    async def add_client(self, client: Client) -> None:
+        await self._insert(_CLIENTS_INSERT, _client_row(client), f"client {client.client_id}")
+
+    async def get_client(self, client_id: str) -> Client | None:
+        row = await self._one(_CLIENTS_GET, (client_id,))
+        return _client(row) if row is not None else None
+
+    async def list_clients(self) -> list[Client]:
+        return [_client(row) for row in await self._all(_CLIENTS_LIST)]
+
+    async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
+        sql = "UPDATE clients SET secret_hash = %s, secret_rotated_at = %s WHERE client_id = %s"
+        async with self._pool.connection() as conn, conn.transaction():
+            if (await conn.execute(sql, (secret_hash, at, client_id))).rowcount == 0:
+                return False
+            await _emit(conn, EventKind.SECRET_ROTATED, client_id, at)
+            return True
+
+    async def disable_client(self, client_id: str, at: int) -> bool:
+        sql = "UPDATE clients SET disabled = TRUE WHERE client_id = %s"
+        revoke = "UPDATE tokens SET revoked_at = %s WHERE client_id = %s AND revoked_at IS NULL"
+        async with self._pool.connection() as conn, conn.transaction():
+            if (await conn.execute(sql, (client_id,))).rowcount == 0:
+                return False
+            await conn.execute(revoke, (at, client_id))
+            await _emit(conn, EventKind.CLIENT_DISABLED, client_id, at)
+            return True
+
+    async def delete_client(self, client_id: str, at: int) -> bool:
+        async with self._pool.connection() as conn, conn.transaction():
+            sql = "DELETE FROM clients WHERE client_id = %s"
+            if (await conn.execute(sql, (client_id,))).rowcount == 0:
+                return False
+            await conn.execute("DELETE FROM tokens WHERE client_id = %s", (client_id,))
+            await _emit(conn, EventKind.CLIENT_DELETED, client_id, at)
+            return True
+
+    # -- tokens (RFC 7662, RFC 7009) ------------------------------------------------------------
+
+    async def add_token(self, token: AccessToken) -> None:
+        await self._insert(_TOKENS_INSERT, _token_row(token), f"token {token.jti}")
+
+    async def get_token(self, token_hash: str) -> AccessToken | None:
+        row = await self._one(_TOKENS_GET, (token_hash,))
+        return _token(row) if row is not None else None
+
+    async def revoke_token(self, token_hash: str, at: int) -> bool:
+        sql = (
+            "UPDATE tokens SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL"
+            " RETURNING client_id"
+        )
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (await conn.execute(sql, (at, token_hash))).fetchone()
+            if row is None:
+                return False
+            await _emit(conn, EventKind.TOKEN_REVOKED, row[0], at, token_hash)
+            return True
+
+    async def purge_expired(self, before: int) -> int:
+        total = 0
+        async with self._pool.connection() as conn:
+            while (n := (await conn.execute(_TOKENS_PURGE, (before, PURGE_CHUNK))).rowcount) > 0:
+                total += n
+        return total
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
+        rows = await self._all(_EVENTS_AFTER, (position, limit))
+        return [RevocationEvent(p, EventKind(k), c, h, at) for p, k, c, h, at in rows]
+
+    async def last_position(self) -> int:
+        row = await self._one("SELECT COALESCE(MAX(position), 0) FROM events", ())
+        return int(row[0]) if row is not None else 0
+
+
+async def _emit(
+    conn: _Conn, kind: EventKind, client_id: str, at: int, token_hash: str | None = None
+) -> None:
+    """Append an event and notify listeners; the lock is held until commit (module doc)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_EVENTS_LOCK,))
+    await conn.execute(_EVENTS_INSERT, (kind.value, client_id, token_hash, at, NOTIFY_CHANNEL))
+
+
+async def _create_schema(conn: _Conn) -> None:
+    """Create missing tables; concurrent starts queue on the advisory lock."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+    await conn.execute(_META, prepare=False)
+    row = await (await conn.execute(_META_VERSION)).fetchone()
+    version = int(row[0]) if row is not None else 0
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema v{version} is newer than this tokengate (v{SCHEMA_VERSION})"
+        )
+    if version < SCHEMA_VERSION:
+        for statement in _SCHEMA:
+            await conn.execute(statement, prepare=False)
+        await conn.execute(_META_SET_VERSION, (str(SCHEMA_VERSION),))
+
+
+def _conninfo(url: str, connect_timeout: float, statement_timeout: float) -> str:
+    """Add timeouts and keepalives to the URL's parameters, keeping any it already sets."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("PostgreSQL URL must start with postgresql:// or postgres://")
+    params: dict[str, Any] = conninfo_to_dict(url)
+    defaults = {
+        "connect_timeout": max(1, round(connect_timeout)),
+        "application_name": "tokengate",
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    for key, value in defaults.items():
+        params.setdefault(key, value)
+    options = str(params.get("options", ""))
+    session = {
+        "statement_timeout": round(statement_timeout * 1000),
+        "idle_in_transaction_session_timeout": round(statement_timeout * 3000),
+    }
+    extra = [f"-c {name}={value}" for name, value in session.items() if name not in options]
+    params["options"] = " ".join([options, *extra]).strip()
+    return make_conninfo(**params)
+
+
+# -- rows <-> records: the same text encodings as the SQLite backend ---------------------------
+
+
+def _client_row(c: Client) -> tuple[Any, ...]:
+    return (
+        c.client_id, c.name, c.secret_hash, " ".join(sorted(c.scopes)),
+        json.dumps(list(c.audiences)), c.can_introspect, c.token_ttl, c.disabled,
+        c.created_at, c.secret_rotated_at,
+    )  # fmt: skip
+
+
+def _client(row: TupleRow) -> Client:
+    cid, name, secret_hash, scopes, auds, introspect, ttl, disabled, created, rotated = row
+    return Client(
+        cid, name, secret_hash, frozenset(scopes.split()), tuple(json.loads(auds)),
+        introspect, ttl, disabled, created, rotated,
+    )  # fmt: skip
+
+
+def _token_row(t: AccessToken) -> tuple[Any, ...]:
+    return (
+        t.token_hash, t.jti, t.client_id, " ".join(sorted(t.scopes)),
+        json.dumps(list(t.audiences)), t.issued_at, t.expires_at, t.revoked_at,
+    )  # fmt: skip
+
+
+def _token(row: TupleRow) -> AccessToken:
+    token_hash, jti, cid, scopes, auds, issued_at, expires_at, revoked_at = row
+    return AccessToken(
+        token_hash, jti, cid, frozenset(scopes.split()), tuple(json.loads(auds)),
+        issued_at, expires_at, revoked_at,
+    )  # fmt: skip
