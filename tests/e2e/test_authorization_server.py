@@ -18,8 +18,11 @@ pytestmark = pytest.mark.e2e
 
 
 def _token(base: str, cid: str, secret: str, **form: str) -> httpx.Response:
-    return httpx.post(base + "/oauth2/token", data={"grant_type": "client_credentials", **form},
-                      auth=(cid, secret))
+    return httpx.post(
+        base + "/oauth2/token",
+        data={"grant_type": "client_credentials", **form},
+        auth=(cid, secret),
+    )
 
 
 def _introspect(base: str, rs: tuple[str, str], token: str) -> dict[str, object]:
@@ -41,8 +44,12 @@ def test_full_cycle_and_restart_persistence(database_url: str, tmp_path: Path) -
         assert claims["active"] is True
         assert claims["scope"] == "read"
         assert claims["iss"] == server.issuer
-        assert httpx.post(base + "/oauth2/revoke", data={"token": doomed},
-                          auth=(cid, secret)).status_code == 200
+        assert (
+            httpx.post(
+                base + "/oauth2/revoke", data={"token": doomed}, auth=(cid, secret)
+            ).status_code
+            == 200
+        )
         assert _introspect(base, rs, doomed) == {"active": False}
         server.restart()
         assert _introspect(base, rs, kept)["active"] is True
@@ -59,14 +66,32 @@ def test_errors_over_the_wire(database_url: str, tmp_path: Path) -> None:
         cases = [
             (_token(base, cid, secret, scope="write"), 400, "invalid_scope"),
             (_token(base, cid, "wrong"), 401, "invalid_client"),
-            (httpx.post(base + "/oauth2/token", data={"grant_type": "password"}, auth=(cid, secret)),
-             400, "unsupported_grant_type"),
-            (httpx.post(base + "/oauth2/token", content=b"grant_type=client_credentials&scope=a&scope=b",
-                        headers={"Content-Type": "application/x-www-form-urlencoded"},
-                        auth=(cid, secret)), 400, "invalid_request"),
-            (httpx.post(base + "/oauth2/token", content=b"x" * 100_000,
-                        headers={"Content-Type": "application/x-www-form-urlencoded"}),
-             413, "invalid_request"),
+            (
+                httpx.post(
+                    base + "/oauth2/token", data={"grant_type": "password"}, auth=(cid, secret)
+                ),
+                400,
+                "unsupported_grant_type",
+            ),
+            (
+                httpx.post(
+                    base + "/oauth2/token",
+                    content=b"grant_type=client_credentials&scope=a&scope=b",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    auth=(cid, secret),
+                ),
+                400,
+                "invalid_request",
+            ),
+            (
+                httpx.post(
+                    base + "/oauth2/token",
+                    content=b"x" * 100_000,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                ),
+                413,
+                "invalid_request",
+            ),
             (httpx.post(base + "/oauth2/token", json={}), 415, "invalid_request"),
             (httpx.get(base + "/oauth2/introspect"), 405, "invalid_request"),
             (httpx.post(base + "/oauth2/introspect", data={"token": "x"}), 401, "invalid_client"),
@@ -87,9 +112,12 @@ def test_authlib_client_interop(database_url: str, tmp_path: Path) -> None:
     rs = create_client(database_url, "rs", "", introspect=True)
     with running_server(database_url, log_dir=tmp_path) as server:
         for method in ("client_secret_basic", "client_secret_post"):
-            with OAuth2Client(cid, secret, scope="read", token_endpoint_auth_method=method) as oauth:
-                token = oauth.fetch_token(server.base_url + "/oauth2/token",
-                                          grant_type="client_credentials")
+            with OAuth2Client(
+                cid, secret, scope="read", token_endpoint_auth_method=method
+            ) as oauth:
+                token = oauth.fetch_token(
+                    server.base_url + "/oauth2/token", grant_type="client_credentials"
+                )
             assert token["token_type"] == "Bearer"
             assert _introspect(server.base_url, rs, token["access_token"])["active"] is True
 
@@ -106,13 +134,19 @@ def test_cli_client_lifecycle(database_url: str, tmp_path: Path) -> None:
         assert json.loads(shown)["name"] == "svc"
         assert secret not in shown
         first = _token(base, cid, secret).json()["access_token"]
-        new_secret = json.loads(run_cli("clients", "rotate-secret", cid, "--database",
-                                        database_url, "--json"))["client_secret"]
+        new_secret = json.loads(
+            run_cli("clients", "rotate-secret", cid, "--database", database_url, "--json")
+        )["client_secret"]
         assert _token(base, cid, secret).status_code == 401
         assert _token(base, cid, new_secret).status_code == 200
         assert _introspect(base, rs, first)["active"] is True  # documented: rotation keeps tokens
-        revoke = subprocess.run([*TOKENGATE, "tokens", "revoke", "-", "--database", database_url],
-                                input=first, capture_output=True, text=True, check=True)
+        revoke = subprocess.run(
+            [*TOKENGATE, "tokens", "revoke", "-", "--database", database_url],
+            input=first,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert "revoked" in revoke.stdout
         assert _introspect(base, rs, first) == {"active": False}
         second = _token(base, cid, new_secret).json()["access_token"]
@@ -120,9 +154,15 @@ def test_cli_client_lifecycle(database_url: str, tmp_path: Path) -> None:
         assert _introspect(base, rs, second) == {"active": False}
         assert _token(base, cid, new_secret).status_code == 401
         run_cli("clients", "delete", cid, "--database", database_url)
-        assert "no client" in subprocess.run(
-            [*TOKENGATE, "clients", "show", cid, "--database", database_url],
-            capture_output=True, text=True, check=False).stderr
+        assert (
+            "no client"
+            in subprocess.run(
+                [*TOKENGATE, "clients", "show", cid, "--database", database_url],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stderr
+        )
 
 
 def test_purge_expired_cli(database_url: str, tmp_path: Path) -> None:
@@ -147,7 +187,9 @@ def test_two_servers_start_at_once_on_one_database(database_url: str, tmp_path: 
         assert list(pool.map(start, ports)) == [200, 200]
     cid, secret = create_client(database_url, "svc", "read")
     rs = create_client(database_url, "rs", "", introspect=True)
-    with running_server(database_url, log_dir=tmp_path) as a, \
-         running_server(database_url, log_dir=tmp_path) as b:
+    with (
+        running_server(database_url, log_dir=tmp_path) as a,
+        running_server(database_url, log_dir=tmp_path) as b,
+    ):
         token = _token(a.base_url, cid, secret).json()["access_token"]
         assert _introspect(b.base_url, rs, token)["active"] is True

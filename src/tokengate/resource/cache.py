@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tokengate.resource.claims import TokenClaims
 from tokengate.resource.stats import Stats
@@ -187,3 +188,35 @@ class MemoryTokenCache:
             oldest = next(iter(self._entries))
             self._remove(oldest)
             self.stats.cache_evictions.inc()
+
+
+@dataclass(frozen=True, slots=True)
+class CachedClaims:
+    """An answer from a shared cache and the epoch time until which it stays fresh."""
+
+    claims: TokenClaims
+    fresh_until: float
+
+
+class SharedTokenCache(Protocol):
+    """A cache shared by several processes (e.g. `RedisTokenCache`), behind the local one."""
+
+    async def get(self, token_hash: str) -> CachedClaims | None:
+        """A fresh answer, or None."""
+        ...
+
+    async def put(self, token_hash: str, claims: TokenClaims) -> None:
+        """Store an answer under the same bounds as `fresh_until`."""
+        ...
+
+    async def evict_token_hash(self, token_hash: str) -> bool:
+        """Forget one token."""
+        ...
+
+    async def evict_client(self, client_id: str) -> int:
+        """Forget every token of a client."""
+        ...
+
+    def set_ttl_cap(self, seconds: float | None) -> None:
+        """Cap entries' lives (stored ones included)."""
+        ...

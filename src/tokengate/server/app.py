@@ -18,7 +18,13 @@ from tokengate.core.errors import (
     ServerError,
     TemporarilyUnavailable,
 )
-from tokengate.core.metadata import INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH
+from tokengate.core.metadata import (
+    EVENTS_PATH,
+    INTROSPECT_PATH,
+    METADATA_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+)
 from tokengate.core.responses import Response, error_response, json_response
 from tokengate.server.asgi_io import (
     ClientDisconnected,
@@ -30,7 +36,9 @@ from tokengate.server.asgi_io import (
 )
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
+from tokengate.server.events import EventHub
 from tokengate.server.settings import Settings
+from tokengate.server.stream import EventStream, start_position
 from tokengate.storage.base import Store
 
 log = logging.getLogger("tokengate.server")
@@ -43,8 +51,11 @@ class AuthorizationServer:
     def __init__(self, settings: Settings, store: Store, clock: Clock = time.time) -> None:
         self.settings = settings
         self.store = store
-        self.endpoints = Endpoints(settings, store, clock)
+        self.hub = EventHub(store, settings.event_poll_interval)
+        self.endpoints = Endpoints(settings, store, clock, on_revocation=self.hub.poke)
         self._clock = clock
+        self._closing = asyncio.Event()
+        self._stream = EventStream(store, self.hub, self._closing, settings.event_heartbeat)
         self._purger: asyncio.Task[None] | None = None
         e = self.endpoints
         self.routes: dict[str, tuple[frozenset[str], Handler]] = {
@@ -63,6 +74,9 @@ class AuthorizationServer:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
+        if scope["path"] == EVENTS_PATH and method == "GET":
+            await self._events(scope, receive, send)
+            return
         try:
             response = await self._dispatch(scope, receive, method)
         except ClientDisconnected:
@@ -85,6 +99,21 @@ class AuthorizationServer:
             raise
         except Exception as exc:
             return self._unexpected(exc)
+
+    async def _events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate an introspecting client, then stream revocation events (SSE)."""
+        try:
+            headers = request_headers(scope)
+            await self.endpoints.introspecting_client(headers, {})
+            last_id = _header(scope, b"last-event-id")
+            position = start_position(last_id, self.hub.position)
+        except OAuthError as exc:
+            await send_response(send, error_response(exc))
+            return
+        except Exception as exc:
+            await send_response(send, self._unexpected(exc))
+            return
+        await self._stream.run(position, receive, send)
 
     def _unexpected(self, exc: Exception) -> Response:
         if is_storage_outage(exc):
@@ -113,10 +142,13 @@ class AuthorizationServer:
     async def startup(self) -> None:
         """Open the store (creating the schema) and start the expired-token purger."""
         await self.store.open()
+        await self.hub.start()
         self._purger = asyncio.create_task(self._purge_forever())
 
     async def shutdown(self) -> None:
         """Stop background work and close the store."""
+        self._closing.set()
+        await self.hub.stop()
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +165,13 @@ class AuthorizationServer:
                 continue
             if purged:
                 log.info("purged %d expired tokens", purged)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def create_app(settings: Settings, store: Store, clock: Clock = time.time) -> AuthorizationServer:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
-from tokengate.core.errors import InvalidClient
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
 from tokengate.core.models import Client
@@ -27,10 +26,17 @@ _PUBLIC_CACHE = (("cache-control", "public, max-age=300"),)
 class Endpoints:
     """Endpoint handlers bound to one store and one settings object."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock = time.time,
+        on_revocation: Callable[[], None] = lambda: None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.on_revocation = on_revocation
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -60,13 +66,20 @@ class Endpoints:
     async def introspect(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""
         form = await self._form(receive, headers)
-        caller = await self._client(headers, form)
-        if not caller.can_introspect:
-            raise client_auth.invalid_client(self.settings.realm, "client may not introspect")
+        caller = await self.introspecting_client(headers, form)
         token_hash = introspection.token_hash_to_look_up(form)
         token = await self.store.get_token(token_hash) if token_hash else None
         body = introspection.introspection_body(token, caller, self.clock(), self.settings.issuer)
         return json_response(200, body)
+
+    async def introspecting_client(
+        self, headers: dict[str, str], form: dict[str, list[str]]
+    ) -> Client:
+        """RFC 7662 §2.1: only clients created with the introspect permission may ask."""
+        caller = await self._client(headers, form)
+        if not caller.can_introspect:
+            raise client_auth.invalid_client(self.settings.realm, "client may not introspect")
+        return caller
 
     async def revoke(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7009 §2: 200 whether or not anything was revoked; durable before the 200."""
@@ -74,8 +87,9 @@ class Endpoints:
         caller = await self._client(headers, form)
         token_hash = revocation.token_hash_to_revoke(form)
         token = await self.store.get_token(token_hash) if token_hash else None
-        if token_hash and revocation.may_revoke(token, caller):
-            await self.store.revoke_token(token_hash, int(self.clock()))
+        owned = token_hash is not None and revocation.may_revoke(token, caller)
+        if owned and token_hash and await self.store.revoke_token(token_hash, int(self.clock())):
+            self.on_revocation()
         return json_response(200, {})
 
     async def metadata(self, receive: Receive, headers: dict[str, str]) -> Response:
@@ -88,6 +102,3 @@ class Endpoints:
         """Liveness and storage reachability."""
         await self.store.last_position()
         return json_response(200, {"status": "ok"})
-
-
-__all__ = ["Endpoints", "InvalidClient"]

@@ -1,0 +1,91 @@
+"""FastAPI dependency `require_scopes(...)`, written without importing FastAPI.
+
+FastAPI injects Starlette's `HTTPConnection` into dependencies, so Starlette is all this needs::
+
+    app.add_exception_handler(BearerHTTPException, bearer_exception_handler)  # optional
+
+    @app.get("/items")
+    async def items(claims: TokenClaims = Depends(require_scopes("read"))): ...
+
+The dependency reuses claims that `TokenGateMiddleware` put in `scope["auth"]`; without the
+middleware it validates the token itself with the given validator (or the one stored as
+`app.state.tokengate_validator`). Refusals raise `BearerHTTPException`: a Starlette
+`HTTPException` with the right status, `WWW-Authenticate` and `Retry-After`, so even FastAPI's
+default handler answers correctly; the handler above also renders the RFC 6750 JSON body.
+
+This module deliberately avoids `from __future__ import annotations`: FastAPI reads the
+dependency's parameter annotation at runtime.
+"""
+
+from collections.abc import Awaitable, Callable
+
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from tokengate.resource.claims import TokenClaims
+from tokengate.resource.decision import check_scopes
+from tokengate.resource.errors import BearerError
+from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER, resolve_token
+from tokengate.resource.responses import DEFAULT_REALM, render_error
+from tokengate.resource.validator import Validator
+
+VALIDATOR_STATE_KEY = "tokengate_validator"
+_FORWARDED_HEADERS = ("www-authenticate", "retry-after")
+
+
+class BearerHTTPException(HTTPException):
+    """A `BearerError` as a Starlette/FastAPI `HTTPException` carrying the right headers."""
+
+    def __init__(self, error: BearerError, realm: str = DEFAULT_REALM) -> None:
+        self.response = render_error(error, realm)
+        headers = {k: v for k, v in self.response.headers if k in _FORWARDED_HEADERS}
+        detail = error.description or error.error or "unauthorized"
+        super().__init__(status_code=self.response.status, detail=detail, headers=headers)
+
+
+async def bearer_exception_handler(request: Request, exc: Exception) -> Response:
+    """Exception handler rendering `BearerHTTPException` with the RFC 6750 JSON body."""
+    assert isinstance(exc, BearerHTTPException)  # registered for that class only
+    rendered = exc.response
+    headers = {k: v for k, v in rendered.headers if k != "content-length"}
+    return Response(rendered.body, status_code=rendered.status, headers=headers)
+
+
+def require_scopes(
+    *scopes: str,
+    validator: Validator | None = None,
+    token_header: str = DEFAULT_TOKEN_HEADER,
+    realm: str = DEFAULT_REALM,
+) -> Callable[[HTTPConnection], Awaitable[TokenClaims]]:
+    """A dependency returning the caller's `TokenClaims` when they hold every scope in `scopes`."""
+    required = frozenset(scopes)
+
+    async def dependency(connection: HTTPConnection) -> TokenClaims:
+        try:
+            return await _claims(connection, required, validator, token_header)
+        except BearerError as error:
+            raise BearerHTTPException(error, realm) from None
+
+    return dependency
+
+
+async def _claims(
+    connection: HTTPConnection,
+    required: frozenset[str],
+    validator: Validator | None,
+    token_header: str,
+) -> TokenClaims:
+    existing = connection.scope.get("auth")
+    if isinstance(existing, TokenClaims):
+        check_scopes(existing, required)  # the middleware already checked the token itself
+        return existing
+    chosen = validator or getattr(connection.app.state, VALIDATOR_STATE_KEY, None)
+    if not isinstance(chosen, Validator):
+        raise RuntimeError(
+            "require_scopes needs a Validator: pass validator=, set "
+            f"app.state.{VALIDATOR_STATE_KEY}, or install TokenGateMiddleware"
+        )
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in connection.headers.raw]
+    token = resolve_token(headers, token_header=token_header)
+    return await chosen.validate(token, required)

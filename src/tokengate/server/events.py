@@ -1,0 +1,109 @@
+"""The event hub: learns of new revocation events and wakes whoever waits for them.
+
+Events are written by this process (revocation endpoint), by other processes on the same
+database (the CLI, other replicas). The hub notices them three ways: a local `poke()` right
+after a local write, a backend change notification where the backend has one (PostgreSQL
+`LISTEN`, see `ChangeWaiter`), and a poll of `last_position()` as the fallback and safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
+
+from tokengate.core.models import RevocationEvent
+from tokengate.storage.base import Store
+
+log = logging.getLogger("tokengate.events")
+Listener = Callable[[list[RevocationEvent]], Awaitable[None] | None]
+
+
+@runtime_checkable
+class ChangeWaiter(Protocol):
+    """A backend that can push "new events exist" (e.g. PostgreSQL LISTEN/NOTIFY)."""
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when the event log may have grown, or after `timeout` seconds."""
+
+
+class EventHub:
+    """Tracks the newest event position and hands new events to listeners and waiters."""
+
+    def __init__(self, store: Store, poll_interval: float = 0.05) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self.position = 0
+        self._listeners: list[Listener] = []
+        self._poked = asyncio.Event()
+        self._advanced = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(events)` for every batch of new events, in order."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Begin following the log from its current head."""
+        self.position = await self.store.last_position()
+        self._task = asyncio.create_task(self._run(), name="tokengate-event-hub")
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def poke(self) -> None:
+        """A local write just appended events: look now rather than at the next poll."""
+        self._poked.set()
+
+    async def wait_beyond(self, position: int, timeout: float) -> bool:
+        """Wait until the head passes `position`; False on timeout."""
+        async with self._advanced:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._advanced.wait_for(lambda: self.position > position)
+            except TimeoutError:
+                return False
+        return True
+
+    async def sync(self) -> None:
+        """Read every event past our position, tell listeners, wake waiters."""
+        head = await self.store.last_position()
+        while self.position < head:
+            batch = await self.store.events_after(self.position, 1000)
+            if not batch:
+                break
+            for listener in self._listeners:
+                result = listener(batch)
+                if result is not None:
+                    await result
+            async with self._advanced:
+                self.position = batch[-1].position
+                self._advanced.notify_all()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wait_for_news()
+            try:
+                await self.sync()
+            except Exception:  # storage hiccup: keep following, retry on the next tick
+                log.warning("event hub could not read the event log", exc_info=True)
+                await asyncio.sleep(min(1.0, self.poll_interval * 10))
+
+    async def _wait_for_news(self) -> None:
+        waiter = self.store if isinstance(self.store, ChangeWaiter) else None
+        timeout = self.poll_interval if waiter is None else max(1.0, self.poll_interval)
+        sources: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._poked.wait())}
+        if waiter is not None:
+            sources.add(asyncio.ensure_future(waiter.wait_for_change(timeout)))
+        try:
+            await asyncio.wait(sources, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in sources:
+                fut.cancel()
+            self._poked.clear()
