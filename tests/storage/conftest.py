@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.postgres import fresh_database
 
+from tests.support.postgres import fresh_database
 from tokengate.storage.base import Store
 from tokengate.storage.memory import MemoryStore
 from tokengate.storage.postgres import PostgresStore

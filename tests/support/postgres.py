@@ -35,7 +35,7 @@ def postgres_available() -> str | None:
         with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return f"PostgreSQL not reachable at {url}: {exc}".strip()
+        return f"PostgreSQL not reachable at {url}: {' '.join(str(exc).split())}"
     return None
 
 

@@ -18,6 +18,8 @@ MAX_PARAMETERS = 64
 
 def check_content_type(value: str | None) -> None:
     """Accept only form encoding, optionally with `charset=utf-8`."""
+    if value == FORM_MEDIA_TYPE:
+        return
     if value is None:
         raise UnsupportedMediaType(f"Content-Type must be {FORM_MEDIA_TYPE}")
     media, _, params = value.partition(";")
@@ -30,6 +32,8 @@ def check_content_type(value: str | None) -> None:
 
 
 def _decode(raw: bytes) -> str:
+    if b"%" not in raw and b"+" not in raw:
+        return raw.decode("ascii")  # the body was checked to be ASCII
     try:
         return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -79,6 +79,6 @@ async def _refuse(scope: Scope, send: Send, response: ErrorResponse) -> None:
 
 
 async def _send_response(send: Send, response: ErrorResponse, prefix: str) -> None:
-    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     await send({"type": f"{prefix}.start", "status": response.status, "headers": headers})
     await send({"type": f"{prefix}.body", "body": response.body})

@@ -36,7 +36,9 @@ class TokenClaims:
     nbf: int | None = None
     jti: str | None = None
     token_type: str | None = None
-    raw: Mapping[str, Any] = field(default=_EMPTY, compare=False, hash=False, repr=False)
+    raw: Mapping[str, Any] = field(
+        default_factory=lambda: _EMPTY, compare=False, hash=False, repr=False
+    )
 
     @property
     def scope(self) -> str:

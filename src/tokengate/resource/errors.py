@@ -53,7 +53,7 @@ class InvalidRequest(BearerError):
 
 
 class InvalidToken(BearerError):
-    """RFC 6750 §3.1 `invalid_token`: inactive, expired, revoked, unknown or for another audience."""
+    """RFC 6750 §3.1 `invalid_token`: inactive, expired, revoked, unknown, or for elsewhere."""
 
     error = "invalid_token"
     status_code = 401

@@ -8,8 +8,13 @@ from typing import TypedDict
 import httpx
 
 from tokengate.resource.cache import MemoryTokenCache, SharedTokenCache
-from tokengate.resource.introspection import IntrospectionClient, SyncIntrospectionClient, Timeouts
-from tokengate.resource.resilience import CircuitBreaker, RetryPolicy
+from tokengate.resource.introspection import (
+    DEFAULT_TIMEOUTS,
+    IntrospectionClient,
+    SyncIntrospectionClient,
+    Timeouts,
+)
+from tokengate.resource.resilience import DEFAULT_RETRY, CircuitBreaker, RetryPolicy
 from tokengate.resource.rfc7662 import ClientCredentials
 from tokengate.resource.stats import Stats
 from tokengate.resource.validator import SyncValidator, Validator
@@ -27,8 +32,8 @@ class ValidatorSettings:
     max_ttl: float = 300.0
     negative_ttl: float = 0.0
     audience: str | None = None
-    timeouts: Timeouts = Timeouts()
-    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
+    retry: RetryPolicy = DEFAULT_RETRY
     failure_threshold: int = 5
     cooldown: float = 5.0
     allow_insecure: bool = False

@@ -82,7 +82,7 @@ async def _claims(
         return existing
     chosen = validator or getattr(connection.app.state, VALIDATOR_STATE_KEY, None)
     if not isinstance(chosen, Validator):
-        raise RuntimeError(
+        raise TypeError(
             "require_scopes needs a Validator: pass validator=, set "
             f"app.state.{VALIDATOR_STATE_KEY}, or install TokenGateMiddleware"
         )

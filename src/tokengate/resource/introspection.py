@@ -30,7 +30,13 @@ import httpx
 
 from tokengate.resource.claims import TokenClaims
 from tokengate.resource.errors import IntrospectionError, IntrospectionUnavailable
-from tokengate.resource.resilience import CircuitBreaker, Clock, Deadline, RetryPolicy
+from tokengate.resource.resilience import (
+    DEFAULT_RETRY,
+    CircuitBreaker,
+    Clock,
+    Deadline,
+    RetryPolicy,
+)
 from tokengate.resource.rfc7662 import (
     ClientCredentials,
     HttpRequest,
@@ -48,7 +54,9 @@ from tokengate.resource.stats import Stats
 logger = logging.getLogger("tokengate.resource")
 
 _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=100, max_keepalive_connections=20, keepalive_expiry=30
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,9 @@ class Timeouts:
         """httpx timeouts for one attempt, none longer than what is left of the total."""
         connect, read = min(self.connect, remaining), min(self.read, remaining)
         return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 class _ClientBase:
@@ -85,7 +96,9 @@ class _ClientBase:
         if (endpoint is None) == (issuer is None):
             raise ValueError("give exactly one of endpoint or issuer")
         self.credentials = credentials
-        self.issuer = None if issuer is None else check_issuer(issuer, allow_insecure=allow_insecure)
+        if issuer is not None:
+            check_issuer(issuer, allow_insecure=allow_insecure)
+        self.issuer = issuer
         self.timeouts = timeouts
         self.retry = retry
         self.stats = stats if stats is not None else Stats()
@@ -160,8 +173,8 @@ class IntrospectionClient(_ClientBase):
         *,
         endpoint: str | None = None,
         issuer: str | None = None,
-        timeouts: Timeouts = Timeouts(),
-        retry: RetryPolicy = RetryPolicy(),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy = DEFAULT_RETRY,
         breaker: CircuitBreaker | None = None,
         stats: Stats | None = None,
         http: httpx.AsyncClient | None = None,
@@ -262,8 +275,8 @@ class SyncIntrospectionClient(_ClientBase):
         *,
         endpoint: str | None = None,
         issuer: str | None = None,
-        timeouts: Timeouts = Timeouts(),
-        retry: RetryPolicy = RetryPolicy(),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy = DEFAULT_RETRY,
         breaker: CircuitBreaker | None = None,
         stats: Stats | None = None,
         http: httpx.Client | None = None,
@@ -351,4 +364,3 @@ class SyncIntrospectionClient(_ClientBase):
                 retry += 1
             else:
                 return _response(response)
-

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -109,7 +109,9 @@ class RedisTokenCache:
     async def evict_client(self, client_id: str) -> int:
         """Forget every token of `client_id`; returns how many entries went."""
         client_key = self._client_key(client_id)
-        members = [_text(m) for m in await self.redis.zrange(client_key, 0, -1)]
+        members = [
+            _text(m) for m in cast(list[bytes | str], await self.redis.zrange(client_key, 0, -1))
+        ]
         async with self.redis.pipeline(transaction=True) as pipe:
             if members:
                 pipe.delete(*(self._entry_key(m) for m in members))
@@ -134,8 +136,9 @@ class RedisTokenCache:
         if self.max_entries is None or size <= self.max_entries:
             return
         popped = await self.redis.zpopmin(self._index_key(), size - self.max_entries)
-        if popped:
-            await self.redis.delete(*(self._entry_key(_text(member)) for member, _ in popped))
+        members = [_text(member) for member, _ in cast(list[tuple[bytes | str, float]], popped)]
+        if members:
+            await self.redis.delete(*(self._entry_key(member) for member in members))
 
     def _entry_key(self, token_hash: str) -> str:
         return f"{self.prefix}t:{token_hash}"

@@ -98,7 +98,10 @@ class RetryPolicy:
 
     def delay(self, retry: int, rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number `retry` (0-based)."""
-        return rng() * min(self.max_delay, self.base_delay * 2**retry)
+        return rng() * min(self.max_delay, self.base_delay * 2.0**retry)
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 class Deadline:

@@ -56,9 +56,7 @@ class HttpResponse:
     retry_after: str | None = None
 
 
-def introspection_request(
-    endpoint: str, token: str, credentials: ClientCredentials
-) -> HttpRequest:
+def introspection_request(endpoint: str, token: str, credentials: ClientCredentials) -> HttpRequest:
     """RFC 7662 §2.1: form POST of `token` with `token_type_hint=access_token`, Basic auth."""
     body = urlencode({"token": token, "token_type_hint": "access_token"}).encode("ascii")
     headers = (

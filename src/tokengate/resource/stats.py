@@ -32,6 +32,9 @@ class Counter:
         """The current count."""
         return self._value
 
+    def __repr__(self) -> str:
+        return f"Counter({self._value})"
+
 
 class Histogram:
     """Cumulative latency buckets in seconds, Prometheus style (`le` upper bounds)."""

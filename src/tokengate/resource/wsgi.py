@@ -61,8 +61,9 @@ class TokenGateWSGIMiddleware:
 
 def _path(environ: WSGIEnvironment) -> str:
     # PEP 3333 hands the path over as bytes decoded with latin-1; routers match on UTF-8 text.
+    # Some servers (and httpx.WSGITransport) pass text already decoded: use it as it is.
     raw: str = environ.get("PATH_INFO", "") or "/"
     try:
-        return raw.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:  # a server that already decoded the path as text
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
         return raw

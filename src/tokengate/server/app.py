@@ -52,7 +52,11 @@ class AuthorizationServer:
         self.settings = settings
         self.store = store
         self.hub = EventHub(store, settings.event_poll_interval)
-        self.endpoints = Endpoints(settings, store, clock, on_revocation=self.hub.poke)
+        self.endpoints = Endpoints(
+            settings, store, clock, on_revocation=self.hub.poke, cache_trusted=self.hub.is_current
+        )
+        self.hub.add_listener(self.endpoints.auth_cache.on_events)
+        self.hub.add_listener(self.endpoints.token_cache.on_events)
         self._clock = clock
         self._closing = asyncio.Event()
         self._stream = EventStream(store, self.hub, self._closing, settings.event_heartbeat)

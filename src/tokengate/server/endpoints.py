@@ -13,14 +13,16 @@ from typing import Any
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
-from tokengate.core.models import Client
+from tokengate.core.models import AccessToken, Client
 from tokengate.core.responses import Response, json_response
 from tokengate.server.asgi_io import Receive, read_body
+from tokengate.server.auth_cache import AuthCache
 from tokengate.server.settings import Settings
+from tokengate.server.token_cache import TokenCache
 from tokengate.storage.base import Store
 
 Clock = Callable[[], float]
-_PUBLIC_CACHE = (("cache-control", "public, max-age=300"),)
+_PUBLIC_CACHE = ((b"cache-control", b"public, max-age=300"),)
 
 
 class Endpoints:
@@ -32,11 +34,14 @@ class Endpoints:
         store: Store,
         clock: Clock = time.time,
         on_revocation: Callable[[], None] = lambda: None,
+        cache_trusted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.on_revocation = on_revocation
+        self.auth_cache = AuthCache()
+        self.token_cache = TokenCache(is_trusted=cache_trusted)
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -68,17 +73,31 @@ class Endpoints:
         form = await self._form(receive, headers)
         caller = await self.introspecting_client(headers, form)
         token_hash = introspection.token_hash_to_look_up(form)
-        token = await self.store.get_token(token_hash) if token_hash else None
+        token = await self._lookup(token_hash) if token_hash else None
         body = introspection.introspection_body(token, caller, self.clock(), self.settings.issuer)
         return json_response(200, body)
+
+    async def _lookup(self, token_hash: str) -> AccessToken | None:
+        token = self.token_cache.get(token_hash)
+        if token is None:
+            token = await self.store.get_token(token_hash)
+            if token is not None:
+                self.token_cache.put(token)
+        return token
 
     async def introspecting_client(
         self, headers: dict[str, str], form: dict[str, list[str]]
     ) -> Client:
         """RFC 7662 §2.1: only clients created with the introspect permission may ask."""
+        authorization = headers.get("authorization")
+        cached = self.auth_cache.get(authorization) if authorization else None
+        if cached is not None and "client_id" not in form and "client_secret" not in form:
+            return cached
         caller = await self._client(headers, form)
         if not caller.can_introspect:
             raise client_auth.invalid_client(self.settings.realm, "client may not introspect")
+        if authorization:
+            self.auth_cache.put(authorization, caller)
         return caller
 
     async def revoke(self, receive: Receive, headers: dict[str, str]) -> Response:
@@ -87,9 +106,11 @@ class Endpoints:
         caller = await self._client(headers, form)
         token_hash = revocation.token_hash_to_revoke(form)
         token = await self.store.get_token(token_hash) if token_hash else None
-        owned = token_hash is not None and revocation.may_revoke(token, caller)
-        if owned and token_hash and await self.store.revoke_token(token_hash, int(self.clock())):
-            self.on_revocation()
+        if token_hash is not None and revocation.may_revoke(token, caller):
+            revoked = await self.store.revoke_token(token_hash, int(self.clock()))
+            self.token_cache.drop(token_hash)
+            if revoked:
+                self.on_revocation()
         return json_response(200, {})
 
     async def metadata(self, receive: Receive, headers: dict[str, str]) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +41,8 @@ class EventHub:
         self._poked = asyncio.Event()
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._last_ok = float("-inf")
+        self.trust_window = max(1.0, poll_interval * 20)
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(events)` for every batch of new events, in order."""
@@ -48,6 +51,7 @@ class EventHub:
     async def start(self) -> None:
         """Begin following the log from its current head."""
         self.position = await self.store.last_position()
+        self._last_ok = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="tokengate-event-hub")
 
     async def stop(self) -> None:
@@ -56,6 +60,13 @@ class EventHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def is_current(self) -> bool:
+        """True while the hub has read the log recently: caches may trust invalidations."""
+        return time.monotonic() - self._last_ok < self.trust_window + self._wait_timeout()
+
+    def _wait_timeout(self) -> float:
+        return self.poll_interval if not isinstance(self.store, ChangeWaiter) else 1.0
 
     def poke(self) -> None:
         """A local write just appended events: look now rather than at the next poll."""
@@ -85,6 +96,7 @@ class EventHub:
             async with self._advanced:
                 self.position = batch[-1].position
                 self._advanced.notify_all()
+        self._last_ok = time.monotonic()
 
     async def _run(self) -> None:
         while True:
@@ -97,7 +109,7 @@ class EventHub:
 
     async def _wait_for_news(self) -> None:
         waiter = self.store if isinstance(self.store, ChangeWaiter) else None
-        timeout = self.poll_interval if waiter is None else max(1.0, self.poll_interval)
+        timeout = self._wait_timeout()
         sources: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._poked.wait())}
         if waiter is not None:
             sources.add(asyncio.ensure_future(waiter.wait_for_change(timeout)))

@@ -15,5 +15,5 @@ class Settings:
     body_timeout: float = 10.0
     purge_interval: float = 300.0
     retry_after_seconds: int = 2
-    event_poll_interval: float = 0.05
+    event_poll_interval: float = 0.025
     event_heartbeat: float = 15.0

@@ -87,16 +87,14 @@ _TOKENS_SELECT = (
 _TOKENS_GET_ONE = _TOKENS_SELECT + " = %s"
 _TOKENS_GET_MANY = _TOKENS_SELECT + " = ANY(%s)"
 # ON CONFLICT covers both token_hash and jti; the rows it skips are not returned.
-_TOKENS_INSERT = (
-    "INSERT INTO tokens (token_hash, jti, client_id, scopes, audiences, issued_at, expires_at,"
-    " revoked_at) "
-)
 _TOKENS_INSERT_ONE = (
-    _TOKENS_INSERT + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    "INSERT INTO tokens (token_hash, jti, client_id, scopes, audiences, issued_at, expires_at,"
+    " revoked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT DO NOTHING RETURNING token_hash"
 )
 _TOKENS_INSERT_MANY = (
-    _TOKENS_INSERT + "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+    "INSERT INTO tokens (token_hash, jti, client_id, scopes, audiences, issued_at, expires_at,"
+    " revoked_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
     " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[])"
     " ON CONFLICT DO NOTHING RETURNING token_hash"
 )
@@ -316,7 +314,10 @@ class PostgresStore:
         if len(fresh) == 1:
             sql, params = _TOKENS_INSERT_ONE, list(_token_row(fresh[0]))
         else:
-            sql, params = _TOKENS_INSERT_MANY, [list(c) for c in zip(*map(_token_row, fresh))]
+            sql, params = (
+                _TOKENS_INSERT_MANY,
+                [list(c) for c in zip(*map(_token_row, fresh), strict=True)],
+            )
         async with self._pool.connection() as conn:
             stored = {row[0] for row in await (await conn.execute(sql, params)).fetchall()}
         outcomes: list[Exception | None] = []

@@ -26,6 +26,7 @@ from tokengate.core.models import AccessToken, Client, EventKind, RevocationEven
 
 SCHEMA_VERSION = 1
 PURGE_CHUNK = 5000  # rows per purge transaction, so a big purge never holds the lock long
+MAX_BATCH = 1000  # writes per group transaction, so other processes wait for the lock briefly
 
 _T = TypeVar("_T")
 _Op = Callable[[sqlite3.Connection], Any]
@@ -165,7 +166,11 @@ class SQLiteStore:
     # -- writes: queued for the writer thread, group-committed --------------------------------
 
     async def add_client(self, client: Client) -> None:
-        await self._write(functools.partial(_insert, _CLIENTS_INSERT, _client_row(client)))
+        await self._write(
+            functools.partial(
+                _insert, _CLIENTS_INSERT, _client_row(client), f"client {client.client_id}"
+            )
+        )
 
     async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
         return await self._write(functools.partial(_set_secret, client_id, secret_hash, at))
@@ -177,7 +182,9 @@ class SQLiteStore:
         return await self._write(functools.partial(_delete_client, client_id, at))
 
     async def add_token(self, token: AccessToken) -> None:
-        await self._write(functools.partial(_insert, _TOKENS_INSERT, _token_row(token)))
+        await self._write(
+            functools.partial(_insert, _TOKENS_INSERT, _token_row(token), f"token {token.jti}")
+        )
 
     async def revoke_token(self, token_hash: str, at: int) -> bool:
         return await self._write(functools.partial(_revoke_token, token_hash, at))
@@ -204,8 +211,8 @@ class SQLiteStore:
         try:
             while self._pending:
                 # A caller cancelled while queued is dropped: its write never happens.
-                batch = [item for item in self._pending if not item[1].done()]
-                self._pending = []
+                batch = [item for item in self._pending[:MAX_BATCH] if not item[1].done()]
+                del self._pending[:MAX_BATCH]
                 if batch:
                     await self._commit(batch)
         finally:
@@ -243,16 +250,16 @@ class SQLiteStore:
 
 
 def _run_batch(conn: sqlite3.Connection, ops: Sequence[_Op]) -> list[_Outcome]:
-    """Run `ops` in one transaction. A constraint violation fails only its own op: SQLite
-    undoes just the failing statement, and each op that can violate one is a single INSERT."""
+    """Run `ops` in one transaction. A duplicate (`ValueError`) fails only its own op: SQLite
+    undoes just the failing statement, and each op that can raise it is a single INSERT."""
     outcomes: list[_Outcome] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         for op in ops:
             try:
                 outcomes.append((True, op(conn)))
-            except sqlite3.IntegrityError as exc:
-                outcomes.append((False, ValueError(f"already stored: {exc}")))
+            except ValueError as exc:
+                outcomes.append((False, exc))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -261,8 +268,11 @@ def _run_batch(conn: sqlite3.Connection, ops: Sequence[_Op]) -> list[_Outcome]:
     return outcomes
 
 
-def _insert(sql: str, row: tuple[Any, ...], conn: sqlite3.Connection) -> None:
-    conn.execute(sql, row)
+def _insert(sql: str, row: tuple[Any, ...], what: str, conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute(sql, row)
+    except sqlite3.IntegrityError as exc:
+        raise ValueError(f"{what} already stored") from exc
 
 
 def _emit(

@@ -1,0 +1,76 @@
+"""`tokengate example-resource-server`: run the example resource server under uvicorn.
+
+Every option can also come from `TOKENGATE_RS_<NAME>` (e.g. `TOKENGATE_RS_CLIENT_SECRET`, the
+better place for a secret than the command line, which other users can read).
+"""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+from tokengate.resource.example import create_example_app
+from tokengate.resource.factory import ValidatorSettings, create_validator
+from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
+
+
+def _env(name: str) -> str:
+    return f"TOKENGATE_RS_{name}"
+
+
+@click.command("example-resource-server")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar=_env("HOST"))
+@click.option("--port", default=8000, show_default=True, type=int, envvar=_env("PORT"))
+@click.option("--issuer", envvar=_env("ISSUER"), help="Discover introspection via RFC 8414.")
+@click.option("--introspection-url", envvar=_env("INTROSPECTION_URL"), help="Skip discovery.")
+@click.option("--client-id", required=True, envvar=_env("CLIENT_ID"))
+@click.option("--client-secret", required=True, envvar=_env("CLIENT_SECRET"), show_default=False)
+@click.option(
+    "--token-header", default=DEFAULT_TOKEN_HEADER, show_default=True, envvar=_env("TOKEN_HEADER")
+)
+@click.option(
+    "--cache-max-ttl",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar=_env("CACHE_MAX_TTL"),
+    help="Seconds an introspection answer may be reused (never past the token's exp).",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    envvar=_env("CORS_ORIGIN"),
+    help="Allowed CORS origin; repeat the option (or space-separate in the env variable).",
+)
+def example_resource_server(
+    host: str,
+    port: int,
+    issuer: str | None,
+    introspection_url: str | None,
+    client_id: str,
+    client_secret: str,
+    token_header: str,
+    cache_max_ttl: float,
+    cors_origins: tuple[str, ...],
+) -> None:
+    """Serve /auth-api/** behind token introspection, /public/** open."""
+    if (issuer is None) == (introspection_url is None):
+        raise click.UsageError("give exactly one of --issuer or --introspection-url")
+    settings = ValidatorSettings(
+        client_id=client_id,
+        client_secret=client_secret,
+        issuer=issuer,
+        introspection_url=introspection_url,
+        max_ttl=cache_max_ttl,
+    )
+    try:
+        validator = create_validator(settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    app = create_example_app(validator, token_header=token_header, cors_origins=cors_origins)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    example_resource_server()

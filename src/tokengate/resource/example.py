@@ -1,0 +1,126 @@
+"""The example resource server: the classic Spring opaque-token setup, as a Starlette app.
+
+`/auth-api/**` needs a valid token (read from the custom header or `Authorization: Bearer`),
+everything else is public; CORS comes from configuration; no cookies, sessions, CSRF, form or
+basic login. Routes: `GET /auth-api/hello` (scope `read`), `POST /auth-api/items` (scope
+`write`), `GET /auth-api/me` (echoes the introspected claims), `GET /public/ping`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tokengate.resource.asgi import TokenGateMiddleware
+from tokengate.resource.claims import TokenClaims
+from tokengate.resource.errors import IntrospectionError
+from tokengate.resource.introspection import IntrospectionClient
+from tokengate.resource.policy import Policy, Rule
+from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
+from tokengate.resource.validator import Validator
+
+logger = logging.getLogger("tokengate.resource.example")
+REALM = "tokengate-example"
+
+
+def example_policy() -> Policy:
+    """`securityMatcher("/auth-api/**")`, with per-route scopes in front of it."""
+    return Policy(
+        [
+            Rule("/auth-api/hello", methods=["GET"], scopes=["read"]),
+            Rule("/auth-api/items", methods=["POST"], scopes=["write"]),
+            Rule("/auth-api/**"),
+        ]
+    )
+
+
+async def hello(request: Request) -> JSONResponse:
+    """GET /auth-api/hello (scope `read`)."""
+    return JSONResponse({"message": f"hello, {_caller(request)}"})
+
+
+async def create_item(request: Request) -> JSONResponse:
+    """POST /auth-api/items (scope `write`): echoes the JSON body back as the created item."""
+    try:
+        item = await request.json()
+    except ValueError:
+        error = {"error": "invalid_request", "error_description": "body is not JSON"}
+        return JSONResponse(error, status_code=400)
+    return JSONResponse({"created": item, "by": _caller(request)}, status_code=201)
+
+
+async def me(request: Request) -> JSONResponse:
+    """GET /auth-api/me: the introspected claims of the caller's token."""
+    claims: TokenClaims = request.auth
+    return JSONResponse(claims.to_dict())
+
+
+async def ping(request: Request) -> JSONResponse:
+    """GET /public/ping: no token needed."""
+    return JSONResponse({"status": "ok"})
+
+
+def _caller(request: Request) -> str:
+    claims: TokenClaims = request.auth
+    return claims.sub or claims.client_id or "anonymous"
+
+
+def create_example_app(
+    validator: Validator,
+    *,
+    token_header: str = DEFAULT_TOKEN_HEADER,
+    cors_origins: Sequence[str] = (),
+) -> Starlette:
+    """The example app; it owns `validator` and closes it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await _warm_up(validator)
+        try:
+            yield
+        finally:
+            await validator.aclose()
+
+    routes = [
+        Route("/auth-api/hello", hello, methods=["GET"]),
+        Route("/auth-api/items", create_item, methods=["POST"]),
+        Route("/auth-api/me", me, methods=["GET"]),
+        Route("/public/ping", ping, methods=["GET"]),
+    ]
+    middleware = [
+        # Outermost, so preflights are answered without a token and refusals carry CORS headers.
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=[token_header, "Authorization", "Content-Type"],
+            expose_headers=["WWW-Authenticate", "Retry-After"],
+            allow_credentials=False,
+        ),
+        Middleware(
+            TokenGateMiddleware,
+            validator=validator,
+            policy=example_policy(),
+            token_header=token_header,
+            realm=REALM,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def _warm_up(validator: Validator) -> None:
+    # Discover the introspection endpoint early, but start anyway: it is retried per request.
+    client = validator.introspector
+    if isinstance(client, IntrospectionClient) and client.endpoint is None:
+        try:
+            await client.discover()
+        except IntrospectionError as exc:
+            logger.warning("introspection endpoint discovery failed, will retry: %s", exc)

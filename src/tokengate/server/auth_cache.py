@@ -1,0 +1,61 @@
+"""A small cache of successful client authentications for the introspection hot path.
+
+Resource servers authenticate on every introspection call with the same credentials, so
+re-parsing Basic, hashing the secret and reading the client row each time is pure overhead.
+Entries are keyed by the SHA-256 of the presented `Authorization` value (never the value),
+live at most `ttl` seconds, and are dropped as soon as the event log reports a secret
+rotation, a disable or a delete for that client (see `EventHub`), which happens within one
+hub poll interval for changes made by other processes. The token endpoint does not use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tokengate.core.credentials import hash_value
+from tokengate.core.models import Client, EventKind, RevocationEvent
+
+_INVALIDATING = frozenset(
+    {EventKind.SECRET_ROTATED, EventKind.CLIENT_DISABLED, EventKind.CLIENT_DELETED}
+)
+
+
+class AuthCache:
+    """Authorization header digest → authenticated `Client`, bounded in size and age."""
+
+    def __init__(
+        self,
+        ttl: float = 30.0,
+        max_entries: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[Client, float]] = {}
+
+    def get(self, authorization: str) -> Client | None:
+        """The cached client for this header value, if still fresh."""
+        key = hash_value(authorization)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= self._clock():
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    def put(self, authorization: str, client: Client) -> None:
+        """Remember a successful authentication."""
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # rare: many distinct callers; start over rather than scan
+        self._entries[hash_value(authorization)] = (client, self._clock() + self.ttl)
+
+    def on_events(self, events: list[RevocationEvent]) -> None:
+        """Hub listener: forget clients whose credentials or state changed."""
+        changed = {e.client_id for e in events if e.kind in _INVALIDATING}
+        if changed:
+            self._entries = {
+                k: v for k, v in self._entries.items() if v[0].client_id not in changed
+            }
