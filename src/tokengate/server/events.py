@@ -42,7 +42,10 @@ class EventHub:
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._last_ok = float("-inf")
-        self.trust_window = max(1.0, poll_interval * 20)
+        self._waiter = store if isinstance(store, ChangeWaiter) else None
+        # With change notifications the log is still re-read every second as a safety net.
+        self._tick = poll_interval if self._waiter is None else 1.0
+        self._trust_window = self._tick + max(1.0, poll_interval * 20)
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(events)` for every batch of new events, in order."""
@@ -63,10 +66,7 @@ class EventHub:
 
     def is_current(self) -> bool:
         """True while the hub has read the log recently: caches may trust invalidations."""
-        return time.monotonic() - self._last_ok < self.trust_window + self._wait_timeout()
-
-    def _wait_timeout(self) -> float:
-        return self.poll_interval if not isinstance(self.store, ChangeWaiter) else 1.0
+        return time.monotonic() - self._last_ok < self._trust_window
 
     def poke(self) -> None:
         """A local write just appended events: look now rather than at the next poll."""
@@ -108,13 +108,11 @@ class EventHub:
                 await asyncio.sleep(min(1.0, self.poll_interval * 10))
 
     async def _wait_for_news(self) -> None:
-        waiter = self.store if isinstance(self.store, ChangeWaiter) else None
-        timeout = self._wait_timeout()
         sources: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._poked.wait())}
-        if waiter is not None:
-            sources.add(asyncio.ensure_future(waiter.wait_for_change(timeout)))
+        if self._waiter is not None:
+            sources.add(asyncio.ensure_future(self._waiter.wait_for_change(self._tick)))
         try:
-            await asyncio.wait(sources, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(sources, timeout=self._tick, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for fut in sources:
                 fut.cancel()
