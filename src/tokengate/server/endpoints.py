@@ -13,7 +13,7 @@ from typing import Any
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
-from tokengate.core.models import AccessToken, Client
+from tokengate.core.models import Client
 from tokengate.core.responses import Response, json_response
 from tokengate.server.asgi_io import Receive, read_body
 from tokengate.server.auth_cache import AuthCache
@@ -23,6 +23,8 @@ from tokengate.storage.base import Store
 
 Clock = Callable[[], float]
 _PUBLIC_CACHE = ((b"cache-control", b"public, max-age=300"),)
+_INACTIVE = json_response(200, introspection.INACTIVE)
+_JSON_NO_STORE = _INACTIVE.headers
 
 
 class Endpoints:
@@ -73,17 +75,21 @@ class Endpoints:
         form = await self._form(receive, headers)
         caller = await self.introspecting_client(headers, form)
         token_hash = introspection.token_hash_to_look_up(form)
-        token = await self._lookup(token_hash) if token_hash else None
-        body = introspection.introspection_body(token, caller, self.clock(), self.settings.issuer)
-        return json_response(200, body)
-
-    async def _lookup(self, token_hash: str) -> AccessToken | None:
-        token = self.token_cache.get(token_hash)
-        if token is None:
-            token = await self.store.get_token(token_hash)
-            if token is not None:
-                self.token_cache.put(token)
-        return token
+        if token_hash is None:
+            return _INACTIVE
+        now = self.clock()
+        cached = self.token_cache.get(token_hash)
+        if cached is not None:
+            token, body = cached
+            if token.is_active(now) and introspection.visible_to(token, caller):
+                return Response(200, body, _JSON_NO_STORE)
+            return _INACTIVE
+        stored = await self.store.get_token(token_hash)
+        claims = introspection.introspection_body(stored, caller, now, self.settings.issuer)
+        response = json_response(200, claims)
+        if stored is not None and claims is not introspection.INACTIVE:
+            self.token_cache.put(stored, response.body)
+        return response
 
     async def introspecting_client(
         self, headers: dict[str, str], form: dict[str, list[str]]

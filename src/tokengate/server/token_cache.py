@@ -14,28 +14,33 @@ from collections.abc import Callable
 
 from tokengate.core.models import AccessToken, EventKind, RevocationEvent
 
+Entry = tuple[AccessToken, bytes]
+
 
 class TokenCache:
-    """token_hash → `AccessToken`, bounded by entry count (oldest inserted evicted first)."""
+    """token_hash → (`AccessToken`, its encoded active introspection body), bounded by count.
+
+    Keeping the encoded body makes a hit cost a dictionary lookup and a clock comparison.
+    """
 
     def __init__(self, max_entries: int = 100_000, is_trusted: Callable[[], bool] = lambda: True):
         self.max_entries = max_entries
         self._is_trusted = is_trusted
-        self._entries: dict[str, AccessToken] = {}
+        self._entries: dict[str, Entry] = {}
 
-    def get(self, token_hash: str) -> AccessToken | None:
+    def get(self, token_hash: str) -> Entry | None:
         """A cached record, or None on a miss or while the event feed is not trusted."""
         if not self._is_trusted():
             return None
         return self._entries.get(token_hash)
 
-    def put(self, token: AccessToken) -> None:
+    def put(self, token: AccessToken, body: bytes) -> None:
         """Remember a record read from storage (only unrevoked ones are worth keeping)."""
         if token.revoked_at is not None:
             return
         if len(self._entries) >= self.max_entries:
             del self._entries[next(iter(self._entries))]
-        self._entries[token.token_hash] = token
+        self._entries[token.token_hash] = (token, body)
 
     def drop(self, token_hash: str) -> None:
         """Forget one token (revoked by this process)."""
@@ -50,7 +55,9 @@ class TokenCache:
             if event.kind in (EventKind.CLIENT_DISABLED, EventKind.CLIENT_DELETED):
                 clients.add(event.client_id)
         if clients:
-            self._entries = {h: t for h, t in self._entries.items() if t.client_id not in clients}
+            self._entries = {
+                h: e for h, e in self._entries.items() if e[0].client_id not in clients
+            }
 
     def __len__(self) -> int:
         return len(self._entries)
