@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,8 +22,6 @@ PY = sys.executable
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -41,7 +40,9 @@ def wait_up(url: str, timeout: float = 20) -> None:
 @contextlib.contextmanager
 def process(args: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
     log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     try:
         wait_up(health_url)
         yield

@@ -16,8 +16,10 @@ def test_bearer_without_error() -> None:
 def test_bearer_with_error_and_scope() -> None:
     """RFC 6750 §3.1 example shape."""
     value = bearer_challenge("example", "insufficient_scope", "needs more", "read write")
-    assert value == ('Bearer realm="example", error="insufficient_scope", '
-                     'error_description="needs more", scope="read write"')
+    assert value == (
+        'Bearer realm="example", error="insufficient_scope", '
+        'error_description="needs more", scope="read write"'
+    )
 
 
 def test_basic() -> None:
@@ -28,19 +30,22 @@ def test_basic() -> None:
 def test_escaping() -> None:
     """Quotes and backslashes are escaped; CR/LF cannot inject a header."""
     assert quote('a"b\\c') == '"a\\"b\\\\c"'
-    assert "\r" not in quote("x\r\nSet-Cookie: y") and "\n" not in quote("x\r\nSet-Cookie: y")
+    assert "\r" not in quote("x\r\nSet-Cookie: y")
+    assert "\n" not in quote("x\r\nSet-Cookie: y")
 
 
 @given(st.text())
 def test_quote_is_one_quoted_string(text: str) -> None:
     """Whatever the input, the output is a single well-formed quoted-string."""
     out = quote(text)
-    assert out.startswith('"') and out.endswith('"')
+    assert out.startswith('"')
+    assert out.endswith('"')
     inner, i = out[1:-1], 0
     while i < len(inner):
         if inner[i] == "\\":
             i += 2
             continue
         assert inner[i] != '"'
-        assert ord(inner[i]) >= 0x20 and inner[i] != "\x7f"
+        assert ord(inner[i]) >= 0x20
+        assert inner[i] != "\x7f"
         i += 1

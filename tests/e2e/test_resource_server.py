@@ -45,6 +45,7 @@ class CountingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.introspections = 0
+        self.delay = 0.0  # seconds added to each introspection, to widen the concurrency window
         self._lock = threading.Lock()
         self._http = httpx.Client(base_url=upstream, timeout=10.0)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -65,11 +66,14 @@ class CountingProxy:
         self._server.server_close()
         self._http.close()
 
-    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> httpx.Response:
         """Send one request upstream, counting it first if it is an introspection."""
         if method == "POST" and path == INTROSPECT_PATH:
             with self._lock:
                 self.introspections += 1
+            time.sleep(self.delay)
         return self._http.request(method, path, headers=headers, content=body)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -84,7 +88,7 @@ class CountingProxy:
             def do_POST(self) -> None:
                 self._relay()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 """Silence per-request logging."""
 
             def _relay(self) -> None:
@@ -96,8 +100,11 @@ class CountingProxy:
                 except httpx.TransportError:
                     self._send(502, [], b"")
                     return
-                kept = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
-                        and k.lower() != "content-length"]
+                kept = [
+                    (k, v)
+                    for k, v in upstream.headers.items()
+                    if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"
+                ]
                 self._send(upstream.status_code, kept, upstream.content)
 
             def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
@@ -137,8 +144,15 @@ def resource_server(
         assert issuer is not None, "give introspection_url or issuer"
         target = ["--issuer", issuer]
     args = [
-        *TOKENGATE, "example-resource-server", "--port", str(port), *target,
-        "--client-id", rs_client[0], "--cache-max-ttl", str(cache_max_ttl),
+        *TOKENGATE,
+        "example-resource-server",
+        "--port",
+        str(port),
+        *target,
+        "--client-id",
+        rs_client[0],
+        "--cache-max-ttl",
+        str(cache_max_ttl),
     ]
     env = {**os.environ, "TOKENGATE_RS_CLIENT_SECRET": rs_client[1]}  # not on the command line
     log_path = log_dir / f"resource-server-{port}.log"
@@ -256,7 +270,9 @@ def test_no_token_and_public_paths(rs: str) -> None:
     assert _call(rs, None, "/public/ping").status_code == 200
 
 
-def test_missing_scope_is_403(rs: str, auth_server: ServerProcess, credentials: Credentials) -> None:
+def test_missing_scope_is_403(
+    rs: str, auth_server: ServerProcess, credentials: Credentials
+) -> None:
     """A read-only token on POST /auth-api/items → 403 insufficient_scope, scope="write"."""
     token = _token(auth_server, credentials.app, "read")
     response = httpx.post(rs + "/auth-api/items", headers={"X-Access-Token": token}, json={})
@@ -319,17 +335,21 @@ async def test_thousand_concurrent_requests_cause_one_introspection(
     """1,000 concurrent requests with one fresh token → exactly one introspection call."""
     token = _token(auth_server, credentials.app, "read")
     before = proxy.introspections
+    proxy.delay = 0.2  # most requests arrive while the one introspection is in flight
     statuses: list[int] = []
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-    async with httpx.AsyncClient(base_url=rs, limits=limits, timeout=60.0) as http:
+    try:
+        async with httpx.AsyncClient(base_url=rs, limits=limits, timeout=60.0) as http:
 
-        async def one() -> None:
-            response = await http.get("/auth-api/hello", headers={"X-Access-Token": token})
-            statuses.append(response.status_code)
+            async def one() -> None:
+                response = await http.get("/auth-api/hello", headers={"X-Access-Token": token})
+                statuses.append(response.status_code)
 
-        async with anyio.create_task_group() as group:
-            for _ in range(1000):
-                group.start_soon(one)
+            async with anyio.create_task_group() as group:
+                for _ in range(1000):
+                    group.start_soon(one)
+    finally:
+        proxy.delay = 0.0
     assert statuses == [200] * 1000
     assert proxy.introspections == before + 1
 
@@ -341,9 +361,10 @@ def test_outage_is_503_fast_while_cached_tokens_pass(
     with running_server(database, log_dir=logs) as server:
         cached = _token(server, credentials.app, "read")
         unseen = _token(server, credentials.app, "read")
-        with resource_server(
-            credentials.resource_server, logs, issuer=server.issuer
-        ) as (base, log_path):
+        with resource_server(credentials.resource_server, logs, issuer=server.issuer) as (
+            base,
+            log_path,
+        ):
             assert _call(base, cached).status_code == 200  # also proves RFC 8414 discovery
             server.stop()
             assert _call(base, cached).status_code == 200

@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from tokengate.resource.asgi import TokenGateMiddleware
+from tokengate.resource.asgi import Receive, Scope, Send, TokenGateMiddleware
+from tokengate.resource.factory import ValidatorSettings, create_validator
 from tokengate.resource.policy import Policy, Rule
 from tokengate.resource.testing import FakeAuthorizationServer
 from tokengate.resource.validator import Validator
-from tokengate.resource.factory import ValidatorSettings, create_validator
 
 REALM = "test"
 
@@ -100,7 +100,9 @@ async def test_valid_token_reaches_the_app_with_claims(
 
 
 @pytest.mark.anyio
-async def test_missing_scope_is_403(client: httpx.AsyncClient, fake: FakeAuthorizationServer) -> None:
+async def test_missing_scope_is_403(
+    client: httpx.AsyncClient, fake: FakeAuthorizationServer
+) -> None:
     """A token without the route's scope → 403 `insufficient_scope` naming the scope."""
     token = fake.issue(scope="write")
     response = await client.get("/api/whoami", headers={"X-Access-Token": token})
@@ -173,8 +175,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.scopes: list[dict[str, Any]] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        self.scopes.append(scope)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scopes.append(dict(scope))
 
 
 async def _run(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-
 from tokengate.resource.cache import MemoryTokenCache, fresh_until
 from tokengate.resource.claims import INACTIVE, TokenClaims
 from tokengate.resource.decision import authorize
@@ -50,7 +49,8 @@ def test_lru_bound_by_entry_count(clock: FakeClock) -> None:
     assert cache.get("a") is not None  # a is now the most recently used
     cache.put("c", claims())
     assert cache.get("b") is None
-    assert cache.get("a") is not None and cache.get("c") is not None
+    assert cache.get("a") is not None
+    assert cache.get("c") is not None
     assert len(cache) == 2
     assert cache.stats.cache_evictions.value == 1
 
@@ -135,7 +135,8 @@ def test_evict_by_token_hash(clock: FakeClock) -> None:
     cache.put("h2", claims(client_id="c"))
     assert cache.evict_token_hash("h1") is True
     assert cache.evict_token_hash("h1") is False
-    assert cache.get("h1") is None and cache.get("h2") is not None
+    assert cache.get("h1") is None
+    assert cache.get("h2") is not None
     assert cache.stats.cache_invalidations.value == 1
 
 
@@ -148,8 +149,10 @@ def test_evict_by_client(clock: FakeClock) -> None:
     cache.put("x", claims())
     assert cache.evict_client("a") == 2
     assert cache.evict_client("a") == 0
-    assert cache.get("a1") is None and cache.get("a2") is None
-    assert cache.get("b1") is not None and cache.get("x") is not None
+    assert cache.get("a1") is None
+    assert cache.get("a2") is None
+    assert cache.get("b1") is not None
+    assert cache.get("x") is not None
 
 
 def test_client_index_follows_lru_and_replacement(clock: FakeClock) -> None:

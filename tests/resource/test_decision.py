@@ -25,7 +25,9 @@ def test_active_token_with_scopes_is_allowed() -> None:
         pytest.param(claims(exp=int(NOW)), None, id="rfc7662-4-expired-at-exp"),
         pytest.param(claims(exp=int(NOW) - 1), None, id="rfc7662-4-expired"),
         pytest.param(claims(nbf=int(NOW) + 1), None, id="rfc7662-4-not-yet-valid"),
-        pytest.param(claims(aud="https://other.example"), "https://rs.example", id="wrong-audience"),
+        pytest.param(
+            claims(aud="https://other.example"), "https://rs.example", id="wrong-audience"
+        ),
         pytest.param(claims(), "https://rs.example", id="no-audience"),
     ],
 )

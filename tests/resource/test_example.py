@@ -43,7 +43,9 @@ async def test_routes_and_scopes(client: httpx.AsyncClient, fake: FakeAuthorizat
     reader = {"X-Access-Token": fake.issue(scope="read", sub="alice")}
     writer = {"X-Access-Token": fake.issue(scope="write", sub="bob")}
     assert (await client.get("/public/ping")).json() == {"status": "ok"}
-    assert (await client.get("/auth-api/hello", headers=reader)).json() == {"message": "hello, alice"}
+    assert (await client.get("/auth-api/hello", headers=reader)).json() == {
+        "message": "hello, alice"
+    }
     assert (await client.get("/auth-api/hello", headers=writer)).status_code == 403
     created = await client.post("/auth-api/items", headers=writer, json={"name": "x"})
     assert (created.status_code, created.json()) == (201, {"created": {"name": "x"}, "by": "bob"})
@@ -51,7 +53,9 @@ async def test_routes_and_scopes(client: httpx.AsyncClient, fake: FakeAuthorizat
     bad = await client.post("/auth-api/items", headers=writer, content=b"{")
     assert bad.status_code == 400
     me = (await client.get("/auth-api/me", headers=reader)).json()
-    assert me["sub"] == "alice" and me["scope"] == "read" and me["active"] is True
+    assert me["sub"] == "alice"
+    assert me["scope"] == "read"
+    assert me["active"] is True
     assert (await client.get("/auth-api/me")).status_code == 401
     assert fake.metadata_calls == 1  # discovered once, at startup
 
@@ -87,7 +91,9 @@ async def test_cors_preflight_needs_no_token(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.anyio
-async def test_no_cookies_or_sessions(client: httpx.AsyncClient, fake: FakeAuthorizationServer) -> None:
+async def test_no_cookies_or_sessions(
+    client: httpx.AsyncClient, fake: FakeAuthorizationServer
+) -> None:
     """Nothing sets a cookie, with or without a token."""
     token = {"X-Access-Token": fake.issue(scope="read")}
     for response in (
@@ -124,7 +130,7 @@ def _invoke(monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str
     def fake_run(app: Any, **options: Any) -> None:
         captured["app"], captured["options"] = app, options
 
-    monkeypatch.setattr(example_rs.uvicorn, "run", fake_run)
+    monkeypatch.setattr("tokengate.cli.example_rs.uvicorn.run", fake_run)
     result = CliRunner().invoke(example_rs.example_resource_server, args, env=env)
     return result, captured
 
@@ -150,13 +156,28 @@ def test_cli_reads_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> 
     [
         pytest.param(["--client-id", "a", "--client-secret", "b"], "exactly one", id="neither"),
         pytest.param(
-            ["--client-id", "a", "--client-secret", "b", "--issuer", "https://a",
-             "--introspection-url", "https://a/i"],
+            [
+                "--client-id",
+                "a",
+                "--client-secret",
+                "b",
+                "--issuer",
+                "https://a",
+                "--introspection-url",
+                "https://a/i",
+            ],
             "exactly one",
             id="both",
         ),
         pytest.param(
-            ["--client-id", "a", "--client-secret", "b", "--introspection-url", "http://x.example/i"],
+            [
+                "--client-id",
+                "a",
+                "--client-secret",
+                "b",
+                "--introspection-url",
+                "http://x.example/i",
+            ],
             "loopback",
             id="insecure-url",
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -75,8 +76,6 @@ def test_rfc6749_basic_authorization_vector() -> None:
 def test_basic_credentials_are_form_encoded_before_base64() -> None:
     """RFC 6749 §2.3.1: `:`, spaces and non-ASCII survive via form-encoding."""
     value = ClientCredentials("id:with space", "s€cr+t/%").basic_authorization()
-    import base64
-
     decoded = base64.b64decode(value.removeprefix("Basic ")).decode("ascii")
     assert decoded == "id%3Awith+space:s%E2%82%ACcr%2Bt%2F%25"
 
@@ -86,7 +85,8 @@ def test_request_and_credentials_hide_secrets_in_repr() -> None:
     credentials = ClientCredentials("rs", "the-secret")
     request = introspection_request("https://as.example/i", "the-token", credentials)
     assert "the-secret" not in repr(credentials)
-    assert "the-token" not in repr(request) and "the-secret" not in repr(request)
+    assert "the-token" not in repr(request)
+    assert "the-secret" not in repr(request)
 
 
 @pytest.mark.anyio
@@ -95,7 +95,9 @@ async def test_introspects_active_token(fake: FakeAuthorizationServer) -> None:
     token = fake.issue(scope="read write", sub="alice", client_id="app")
     async with _client(fake) as client:
         claims = await client.introspect(token)
-    assert claims.active and claims.sub == "alice" and claims.scopes == {"read", "write"}
+    assert claims.active
+    assert claims.sub == "alice"
+    assert claims.scopes == {"read", "write"}
     assert fake.last_credentials == (fake.client_id, fake.client_secret)
     assert fake.last_form == {"token": [token], "token_type_hint": ["access_token"]}
     assert client.stats.introspection_calls.value == 1
@@ -211,8 +213,9 @@ async def test_retry_recovers_from_a_transient_connect_error(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("failure", [pytest.param("timeout", id="read-timeout"),
-                                     pytest.param(500, id="5xx")])
+@pytest.mark.parametrize(
+    "failure", [pytest.param("timeout", id="read-timeout"), pytest.param(500, id="5xx")]
+)
 async def test_non_connection_failures_are_not_retried(
     fake: FakeAuthorizationServer, failure: str | int
 ) -> None:
@@ -335,11 +338,16 @@ async def test_discovery_failure_is_retried_on_next_call(fake: FakeAuthorization
 @pytest.mark.parametrize(
     ("issuer", "url"),
     [
-        pytest.param("https://as.example", "https://as.example/.well-known/oauth-authorization-server",
-                     id="rfc8414-3.1-no-path"),
-        pytest.param("https://as.example/issuer1",
-                     "https://as.example/.well-known/oauth-authorization-server/issuer1",
-                     id="rfc8414-3.1-path"),
+        pytest.param(
+            "https://as.example",
+            "https://as.example/.well-known/oauth-authorization-server",
+            id="rfc8414-3.1-no-path",
+        ),
+        pytest.param(
+            "https://as.example/issuer1",
+            "https://as.example/.well-known/oauth-authorization-server/issuer1",
+            id="rfc8414-3.1-path",
+        ),
     ],
 )
 def test_metadata_url(issuer: str, url: str) -> None:
@@ -353,11 +361,14 @@ def test_metadata_url(issuer: str, url: str) -> None:
         pytest.param(HttpResponse(404, b""), DiscoveryError, id="not-found"),
         pytest.param(HttpResponse(502, b""), IntrospectionUnavailable, id="transient"),
         pytest.param(HttpResponse(200, b"[]"), DiscoveryError, id="not-an-object"),
-        pytest.param(HttpResponse(200, b'{"issuer":"https://as.example"}'), DiscoveryError,
-                     id="no-endpoint"),
         pytest.param(
-            HttpResponse(200, b'{"issuer":"https://as.example",'
-                              b'"introspection_endpoint":"http://evil.example/i"}'),
+            HttpResponse(200, b'{"issuer":"https://as.example"}'), DiscoveryError, id="no-endpoint"
+        ),
+        pytest.param(
+            HttpResponse(
+                200,
+                b'{"issuer":"https://as.example","introspection_endpoint":"http://evil.example/i"}',
+            ),
             DiscoveryError,
             id="insecure-endpoint",
         ),
@@ -408,7 +419,7 @@ async def test_nothing_secret_is_logged_or_raised(
     texts: list[str] = []
     async with _client(fake) as client:
         for failure in (500, "garbage", "down", "timeout"):
-            fake.failure = failure  # type: ignore[assignment]
+            fake.failure = failure
             with pytest.raises(IntrospectionError) as caught:
                 await client.introspect(token)
             texts += [str(caught.value), repr(caught.value), repr(caught.value.__cause__)]
@@ -445,6 +456,7 @@ def test_sync_client_discovers_and_fails_like_the_async_one(
 
 def test_sync_client_gives_up_when_the_deadline_is_spent(fake: FakeAuthorizationServer) -> None:
     """With no time left the sync client fails instead of sending."""
-    with _sync_client(fake, timeouts=Timeouts(total=0.0)) as client:
-        with pytest.raises(IntrospectionUnavailable, match="timed out"):
-            client.introspect("tok")
+    client = _sync_client(fake, timeouts=Timeouts(total=0.0))
+    with pytest.raises(IntrospectionUnavailable, match="timed out"):
+        client.introspect("tok")
+    client.close()

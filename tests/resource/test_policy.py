@@ -53,7 +53,9 @@ def _example() -> Policy:
         pytest.param("GET", "/auth-api/hello", Requirement(frozenset({"read"})), id="route-scope"),
         pytest.param("HEAD", "/auth-api/hello", Requirement(frozenset({"read"})), id="head-is-get"),
         pytest.param("POST", "/auth-api/hello", Requirement(), id="other-method-falls-through"),
-        pytest.param("POST", "/auth-api/items", Requirement(frozenset({"write"})), id="method-rule"),
+        pytest.param(
+            "POST", "/auth-api/items", Requirement(frozenset({"write"})), id="method-rule"
+        ),
         pytest.param("get", "/auth-api/hello", Requirement(frozenset({"read"})), id="method-case"),
         pytest.param("GET", "/auth-api/me", Requirement(), id="catch-all-authenticated"),
         pytest.param("GET", "/auth-api/public-info", None, id="public-rule-first"),

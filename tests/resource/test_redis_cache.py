@@ -33,8 +33,10 @@ async def redis() -> AsyncIterator[Redis]:
         await client.aclose()
         if os.environ.get("CI") == "true":
             pytest.fail(f"Redis at {REDIS_URL} is unreachable in CI: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}); set "
-                    "TOKENGATE_TEST_REDIS_URL or start Redis to run these tests")
+        pytest.skip(
+            f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}); set "
+            "TOKENGATE_TEST_REDIS_URL or start Redis to run these tests"
+        )
     yield client
     await client.aclose()
 
@@ -85,7 +87,8 @@ async def test_expired_and_negative_answers(cache: RedisTokenCache, redis: Redis
     negative = RedisTokenCache(redis, prefix=cache.prefix, negative_ttl=2)
     await negative.put("inactive", INACTIVE)
     found = await negative.get("inactive")
-    assert found is not None and not found.claims.active
+    assert found is not None
+    assert not found.claims.active
     assert 0 < await redis.pttl(cache.prefix + "t:inactive") <= 2000
 
 

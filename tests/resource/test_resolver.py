@@ -13,7 +13,9 @@ RFC_TOKEN = "mF_9.B5f-4.1JqM"  # RFC 6750 §2.1 example
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        pytest.param([("Authorization", f"Bearer {RFC_TOKEN}")], RFC_TOKEN, id="rfc6750-2.1-bearer"),
+        pytest.param(
+            [("Authorization", f"Bearer {RFC_TOKEN}")], RFC_TOKEN, id="rfc6750-2.1-bearer"
+        ),
         pytest.param([("authorization", f"bearer {RFC_TOKEN}")], RFC_TOKEN, id="scheme-any-case"),
         pytest.param([("Authorization", f"Bearer   {RFC_TOKEN} ")], RFC_TOKEN, id="extra-spaces"),
         pytest.param([("X-Access-Token", RFC_TOKEN)], RFC_TOKEN, id="custom-header"),
@@ -24,8 +26,10 @@ RFC_TOKEN = "mF_9.B5f-4.1JqM"  # RFC 6750 §2.1 example
             id="both-equal",
         ),
         pytest.param(
-            [("Authorization", "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3"),
-             ("X-Access-Token", RFC_TOKEN)],
+            [
+                ("Authorization", "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3"),
+                ("X-Access-Token", RFC_TOKEN),
+            ],
             RFC_TOKEN,
             id="other-scheme-ignored",
         ),
@@ -48,8 +52,10 @@ def test_custom_header_name_is_configurable() -> None:
     "headers",
     [
         pytest.param([], id="rfc6750-3-no-token"),
-        pytest.param([("Authorization", "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3")],
-                     id="rfc6750-3-basic-only"),
+        pytest.param(
+            [("Authorization", "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3")],
+            id="rfc6750-3-basic-only",
+        ),
         pytest.param([("Accept", "application/json")], id="unrelated-headers"),
     ],
 )

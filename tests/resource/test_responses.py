@@ -20,8 +20,12 @@ from tokengate.resource.responses import render_error
 @pytest.mark.parametrize(
     ("error", "status", "challenge"),
     [
-        pytest.param(MissingToken("an access token is required"), 401, 'Bearer realm="example"',
-                     id="rfc6750-3-no-token"),
+        pytest.param(
+            MissingToken("an access token is required"),
+            401,
+            'Bearer realm="example"',
+            id="rfc6750-3-no-token",
+        ),
         pytest.param(
             InvalidToken("The access token expired"),
             401,
@@ -82,5 +86,6 @@ def test_header_values_are_escaped() -> None:
     """Quotes, backslashes and control characters cannot break out of the challenge."""
     response = render_error(InvalidToken('bad "x"\\\r\nSet-Cookie: a=b'), 'my "realm"')
     challenge = dict(response.headers)["www-authenticate"]
-    assert "\r" not in challenge and "\n" not in challenge
+    assert "\r" not in challenge
+    assert "\n" not in challenge
     assert challenge.startswith('Bearer realm="my \\"realm\\""')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from tokengate.resource.singleflight import SingleFlight, ThreadSingleFlight
@@ -80,7 +81,7 @@ async def test_different_keys_do_not_share() -> None:
 
     async def fetch_for(key: str) -> int:
         seen.append(key)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return len(key)
 
     async with anyio.create_task_group() as group:
@@ -109,13 +110,12 @@ async def test_cancelled_leader_hands_over_to_a_waiter() -> None:
     async def waiter() -> None:
         result.append(await flight.do("key", fetch))
 
-    async with anyio.create_task_group() as outer:
-        async with anyio.create_task_group() as leader_group:
-            leader_group.start_soon(flight.do, "key", fetch)
-            await started.wait()
-            outer.start_soon(waiter)
-            await anyio.wait_all_tasks_blocked()
-            leader_group.cancel_scope.cancel()
+    async with anyio.create_task_group() as outer, anyio.create_task_group() as leader_group:
+        leader_group.start_soon(flight.do, "key", fetch)
+        await started.wait()
+        outer.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        leader_group.cancel_scope.cancel()
     assert result == ["second"]
     assert calls == 2
 
@@ -133,8 +133,9 @@ def test_threads_share_one_call() -> None:
         gate.wait(5)
         return "answer"
 
-    threads = [threading.Thread(target=lambda: results.append(flight.do("k", fetch)))
-               for _ in range(50)]
+    threads = [
+        threading.Thread(target=lambda: results.append(flight.do("k", fetch))) for _ in range(50)
+    ]
     for thread in threads:
         thread.start()
     while flight.stats.singleflight_joins.value < 49:

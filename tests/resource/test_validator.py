@@ -268,8 +268,9 @@ async def test_static_validator_helper() -> None:
 
 def test_sync_validator_mirrors_async_behaviour(clock: FakeClock) -> None:
     """Cache hits, expiry without a call, eviction and 503 work the same in the sync twin."""
-    validator = static_sync_validator({"t": claims(exp=int(clock.now) + 5, client_id="c")},
-                                      clock=clock)
+    validator = static_sync_validator(
+        {"t": claims(exp=int(clock.now) + 5, client_id="c")}, clock=clock
+    )
     introspector = validator.introspector
     assert isinstance(introspector, SyncStaticIntrospector)
     validator.validate("t")

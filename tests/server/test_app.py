@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import httpx
@@ -93,8 +94,6 @@ async def test_unexpected_errors_are_contained(exc: Exception, status: int, erro
 
 async def test_slow_body_times_out() -> None:
     """A client that never finishes its body gets 400 after the body timeout, not a hang."""
-    import asyncio
-
     store = MemoryStore()
     app = create_app(Settings(issuer=ISSUER, body_timeout=0.2), store)
     sent: list[dict[str, object]] = []
@@ -106,8 +105,12 @@ async def test_slow_body_times_out() -> None:
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/oauth2/token",
-             "headers": [(b"content-type", b"application/x-www-form-urlencoded")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/oauth2/token",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+    }
     await asyncio.wait_for(app(scope, receive, send), timeout=2)
     assert sent[0]["status"] == 400
     assert b"not received in time" in sent[1]["body"]  # type: ignore[operator]

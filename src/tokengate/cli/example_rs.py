@@ -6,6 +6,8 @@ better place for a secret than the command line, which other users can read).
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import uvicorn
 
@@ -14,33 +16,33 @@ from tokengate.resource.factory import ValidatorSettings, create_validator
 from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
 
 
-def _env(name: str) -> str:
-    return f"TOKENGATE_RS_{name}"
+def _env(name: str) -> dict[str, Any]:
+    return {"envvar": f"TOKENGATE_RS_{name}", "show_envvar": True}
 
 
 @click.command("example-resource-server")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar=_env("HOST"))
-@click.option("--port", default=8000, show_default=True, type=int, envvar=_env("PORT"))
-@click.option("--issuer", envvar=_env("ISSUER"), help="Discover introspection via RFC 8414.")
-@click.option("--introspection-url", envvar=_env("INTROSPECTION_URL"), help="Skip discovery.")
-@click.option("--client-id", required=True, envvar=_env("CLIENT_ID"))
-@click.option("--client-secret", required=True, envvar=_env("CLIENT_SECRET"), show_default=False)
+@click.option("--host", default="127.0.0.1", show_default=True, **_env("HOST"))
+@click.option("--port", default=8000, show_default=True, type=int, **_env("PORT"))
+@click.option("--issuer", **_env("ISSUER"), help="Discover introspection via RFC 8414.")
+@click.option("--introspection-url", **_env("INTROSPECTION_URL"), help="Skip discovery.")
+@click.option("--client-id", required=True, **_env("CLIENT_ID"))
+@click.option("--client-secret", required=True, **_env("CLIENT_SECRET"), show_default=False)
 @click.option(
-    "--token-header", default=DEFAULT_TOKEN_HEADER, show_default=True, envvar=_env("TOKEN_HEADER")
+    "--token-header", default=DEFAULT_TOKEN_HEADER, show_default=True, **_env("TOKEN_HEADER")
 )
 @click.option(
     "--cache-max-ttl",
     default=300.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    envvar=_env("CACHE_MAX_TTL"),
+    **_env("CACHE_MAX_TTL"),
     help="Seconds an introspection answer may be reused (never past the token's exp).",
 )
 @click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
-    envvar=_env("CORS_ORIGIN"),
+    **_env("CORS_ORIGIN"),
     help="Allowed CORS origin; repeat the option (or space-separate in the env variable).",
 )
 def example_resource_server(

@@ -338,11 +338,15 @@ class SyncIntrospectionClient(_ClientBase):
     def _discover(self, deadline: Deadline) -> str:
         if self._endpoint is not None:
             return self._endpoint
-        with self._discovery_lock:
+        if not self._discovery_lock.acquire(timeout=deadline.remaining()):
+            raise _timed_out()  # another thread's discovery outlasted our deadline
+        try:
             if self._endpoint is not None:
                 return self._endpoint
             request, issuer = self._metadata()
             return self._learn_endpoint(self._send(request, deadline), issuer)
+        finally:
+            self._discovery_lock.release()
 
     def _send(self, request: HttpRequest, deadline: Deadline) -> HttpResponse:
         # Without a cancel scope the total is enforced per attempt; a server trickling bytes

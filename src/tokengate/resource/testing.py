@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote_plus
 import anyio
 import httpx
 
+from tokengate.resource.asgi import Receive, Scope, Send
 from tokengate.resource.cache import MemoryTokenCache
 from tokengate.resource.claims import INACTIVE, TokenClaims, parse_claims
 from tokengate.resource.validator import SyncValidator, Validator
@@ -177,7 +178,7 @@ class FakeAuthorizationServer:
             await anyio.sleep(self.delay)
         return self.handle(request)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point, to serve the fake over a real socket (e.g. with uvicorn)."""
         if scope["type"] != "http":
             return

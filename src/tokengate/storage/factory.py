@@ -9,7 +9,7 @@ DEFAULT_DATABASE_URL = "sqlite:///tokengate.db"
 
 def open_store(url: str) -> Store:
     """Build (not yet open) the backend named by `url`; raises `ValueError` for unknown schemes."""
-    if url == "memory://" or url == "memory:":
+    if url in ("memory://", "memory:"):
         from tokengate.storage.memory import MemoryStore
 
         return MemoryStore()

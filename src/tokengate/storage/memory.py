@@ -21,7 +21,9 @@ class MemoryStore:
     async def close(self) -> None:
         """Nothing to release."""
 
-    def _emit(self, kind: EventKind, client_id: str, at: int, token_hash: str | None = None) -> None:
+    def _emit(
+        self, kind: EventKind, client_id: str, at: int, token_hash: str | None = None
+    ) -> None:
         position = len(self._events) + 1
         self._events.append(RevocationEvent(position, kind, client_id, token_hash, at))
 
