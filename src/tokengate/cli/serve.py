@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 import uvicorn
 
 from tokengate.cli.common import database_option
+from tokengate.logs import configure_logging
 from tokengate.server import Settings, create_app
 from tokengate.storage import open_store
 
@@ -23,26 +22,47 @@ from tokengate.storage import open_store
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def serve(host: str, port: int, database: str, issuer: str | None, log_level: str) -> None:
-    """Run the authorization server (token, introspection, revocation, metadata)."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+@click.option(
+    "--log-format",
+    envvar="TOKENGATE_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json: one object per line, with request ids.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    envvar="TOKENGATE_ACCESS_LOG",
+    default=False,
+    show_default=True,
+    help="Log every request (method, path, status, latency, request id).",
+)
+def serve(
+    host: str,
+    port: int,
+    database: str,
+    issuer: str | None,
+    log_level: str,
+    log_format: str,
+    access_log: bool,
+) -> None:
+    """Run the authorization server (token, introspection, revocation, metadata, events)."""
+    configure_logging(log_level, log_format)
     try:
         store = open_store(database)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--database") from exc
-    settings = Settings(issuer=issuer or f"http://{host}:{port}")
-    app = create_app(settings, store)
+    settings = Settings(issuer=issuer or f"http://{host}:{port}", access_log=access_log)
     uvicorn.run(
-        app,
+        create_app(settings, store),
         host=host,
         port=port,
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        access_log=False,
+        access_log=False,  # ours (--access-log) carries request ids and never a query string
         proxy_headers=False,  # direct exposure by default; put a proxy-aware LB config in front
         log_level=log_level,
+        log_config=None,  # keep our handler (JSON or text) for uvicorn's loggers too
         timeout_graceful_shutdown=5,
     )

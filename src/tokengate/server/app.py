@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from tokengate.core.errors import (
+    InvalidClient,
     MethodNotAllowed,
     OAuthError,
     ServerError,
@@ -26,6 +27,7 @@ from tokengate.core.metadata import (
     TOKEN_PATH,
 )
 from tokengate.core.responses import Response, error_response, json_response
+from tokengate.logs import RequestIds
 from tokengate.server.asgi_io import (
     ClientDisconnected,
     Receive,
@@ -37,23 +39,41 @@ from tokengate.server.asgi_io import (
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
 from tokengate.server.events import EventHub
+from tokengate.server.metrics import ENDPOINTS, ServerMetrics
 from tokengate.server.settings import Settings
 from tokengate.server.stream import EventStream, start_position
 from tokengate.storage.base import Store
 
 log = logging.getLogger("tokengate.server")
+access_log = logging.getLogger("tokengate.access")
 Handler = Callable[[Receive, dict[str, str]], Awaitable[Response]]
 
 
 class AuthorizationServer:
     """ASGI callable serving the token, introspection, revocation and metadata endpoints."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock = time.time,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.metrics = metrics or ServerMetrics()
+        self.request_ids = RequestIds()
         self.hub = EventHub(store, settings.event_poll_interval)
         self.endpoints = Endpoints(
-            settings, store, clock, on_revocation=self.hub.poke, cache_trusted=self.hub.is_current
+            settings, store, clock, self.metrics,
+            on_revocation=self.hub.poke, cache_trusted=self.hub.is_current,
+        )  # fmt: skip
+        self.metrics.gauge_function(
+            "tokengate_token_cache_entries", "Token records cached in this process",
+            lambda: len(self.endpoints.token_cache),
+        )  # fmt: skip
+        self.metrics.gauge_function(
+            "tokengate_event_position", "Newest revocation event seen", lambda: self.hub.position
         )
         self.hub.add_listener(self.endpoints.auth_cache.on_events)
         self.hub.add_listener(self.endpoints.token_cache.on_events)
@@ -68,6 +88,7 @@ class AuthorizationServer:
             REVOKE_PATH: (frozenset({"POST"}), e.revoke),
             METADATA_PATH: (frozenset({"GET", "HEAD"}), e.metadata),
             "/healthz": (frozenset({"GET", "HEAD"}), e.health),
+            "/metrics": (frozenset({"GET"}), self._metrics),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,18 +98,35 @@ class AuthorizationServer:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope["method"]
-        if scope["path"] == EVENTS_PATH and method == "GET":
+        method, path = scope["method"], scope["path"]
+        if path == EVENTS_PATH and method == "GET":
             await self._events(scope, receive, send)
             return
+        started = time.perf_counter()
         try:
-            response = await self._dispatch(scope, receive, method)
-        except ClientDisconnected:
-            return
-        await send_response(send, response, head_only=method == "HEAD")
+            headers = request_headers(scope)
+        except OAuthError as exc:
+            headers, response = {}, error_response(exc)
+        else:
+            try:
+                response = await self._dispatch(path, method, receive, headers)
+            except ClientDisconnected:
+                return
+        request_id = self.request_ids.take(headers.get("x-request-id"))
+        await send_response(send, response, method == "HEAD", request_id)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(path, response.status, elapsed)
+        if self.settings.access_log:
+            access_log.info(
+                "%s %s %d", method, path, response.status,
+                extra={"request_id": request_id, "method": method, "path": path,
+                       "status": response.status, "duration_ms": round(elapsed * 1000, 3)},
+            )  # fmt: skip
 
-    async def _dispatch(self, scope: Scope, receive: Receive, method: str) -> Response:
-        route = self.routes.get(scope["path"])
+    async def _dispatch(
+        self, path: str, method: str, receive: Receive, headers: dict[str, str]
+    ) -> Response:
+        route = self.routes.get(path)
         if route is None:
             return json_response(404, {"error": "not_found"})
         methods, handler = route
@@ -96,13 +134,21 @@ class AuthorizationServer:
             if method not in methods:
                 allow = ", ".join(sorted(methods))
                 raise MethodNotAllowed(f"use {allow}", headers={"Allow": allow})
-            return await handler(receive, request_headers(scope))
+            return await handler(receive, headers)
+        except InvalidClient as exc:
+            self.metrics.auth_failures.labels(ENDPOINTS.get(path, "other")).inc()
+            return error_response(exc)
         except OAuthError as exc:
             return error_response(exc)
         except ClientDisconnected:
             raise
         except Exception as exc:
             return self._unexpected(exc)
+
+    async def _metrics(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """Prometheus exposition."""
+        content_type = self.metrics.content_type.encode("latin-1")
+        return Response(200, self.metrics.render(), ((b"content-type", content_type),))
 
     async def _events(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate an introspecting client, then stream revocation events (SSE)."""
@@ -117,7 +163,11 @@ class AuthorizationServer:
         except Exception as exc:
             await send_response(send, self._unexpected(exc))
             return
-        await self._stream.run(position, receive, send)
+        self.metrics.event_subscribers.inc()
+        try:
+            await self._stream.run(position, receive, send)
+        finally:
+            self.metrics.event_subscribers.dec()
 
     def _unexpected(self, exc: Exception) -> Response:
         if is_storage_outage(exc):
@@ -178,6 +228,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def create_app(settings: Settings, store: Store, clock: Clock = time.time) -> AuthorizationServer:
+def create_app(
+    settings: Settings,
+    store: Store,
+    clock: Clock = time.time,
+    metrics: ServerMetrics | None = None,
+) -> AuthorizationServer:
     """Build the ASGI app; the store is opened at ASGI lifespan startup."""
-    return AuthorizationServer(settings, store, clock)
+    return AuthorizationServer(settings, store, clock, metrics)

@@ -14,7 +14,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_WANTED = frozenset({b"authorization", b"content-type", b"content-length"})
+_WANTED = frozenset({b"authorization", b"content-type", b"content-length", b"x-request-id"})
 
 
 class ClientDisconnected(Exception):
@@ -87,8 +87,12 @@ async def _collect(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def send_response(send: Send, response: Response, head_only: bool = False) -> None:
-    """Emit status, headers (with content-length) and body."""
+async def send_response(
+    send: Send, response: Response, head_only: bool = False, request_id: str | None = None
+) -> None:
+    """Emit status, headers (with content-length and the request id) and body."""
     headers = [*response.headers, (b"content-length", b"%d" % len(response.body))]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head_only else response.body})

@@ -17,6 +17,7 @@ from tokengate.core.models import Client
 from tokengate.core.responses import Response, json_response
 from tokengate.server.asgi_io import Receive, read_body
 from tokengate.server.auth_cache import AuthCache
+from tokengate.server.metrics import ServerMetrics
 from tokengate.server.settings import Settings
 from tokengate.server.token_cache import TokenCache
 from tokengate.storage.base import Store
@@ -35,12 +36,15 @@ class Endpoints:
         settings: Settings,
         store: Store,
         clock: Clock = time.time,
+        metrics: ServerMetrics | None = None,
+        *,
         on_revocation: Callable[[], None] = lambda: None,
         cache_trusted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.metrics = metrics or ServerMetrics()
         self.on_revocation = on_revocation
         self.auth_cache = AuthCache()
         self.token_cache = TokenCache(is_trusted=cache_trusted)
@@ -68,6 +72,7 @@ class Endpoints:
         client = await self._client(headers, form)
         issued = token_endpoint.issue(client, form, int(self.clock()))
         await self.store.add_token(issued.record)
+        self.metrics.tokens_issued.inc()
         return json_response(200, issued.body)
 
     async def introspect(self, receive: Receive, headers: dict[str, str]) -> Response:
@@ -75,19 +80,29 @@ class Endpoints:
         form = await self._form(receive, headers)
         caller = await self.introspecting_client(headers, form)
         token_hash = introspection.token_hash_to_look_up(form)
+        metrics = self.metrics
         if token_hash is None:
+            metrics.introspected_inactive.inc()
             return _INACTIVE
         now = self.clock()
         cached = self.token_cache.get(token_hash)
         if cached is not None:
+            metrics.cache_hits.inc()
             token, body = cached
             if token.is_active(now) and introspection.visible_to(token, caller):
+                metrics.introspected_active.inc()
                 return Response(200, body, _JSON_NO_STORE)
+            metrics.introspected_inactive.inc()
             return _INACTIVE
+        metrics.cache_misses.inc()
         stored = await self.store.get_token(token_hash)
         claims = introspection.introspection_body(stored, caller, now, self.settings.issuer)
+        if claims is introspection.INACTIVE:
+            metrics.introspected_inactive.inc()
+            return _INACTIVE
+        metrics.introspected_active.inc()
         response = json_response(200, claims)
-        if stored is not None and claims is not introspection.INACTIVE:
+        if stored is not None:
             self.token_cache.put(stored, response.body)
         return response
 
@@ -116,6 +131,7 @@ class Endpoints:
             revoked = await self.store.revoke_token(token_hash, int(self.clock()))
             self.token_cache.drop(token_hash)
             if revoked:
+                self.metrics.revocations.inc()
                 self.on_revocation()
         return json_response(200, {})
 

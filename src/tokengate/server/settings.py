@@ -17,3 +17,4 @@ class Settings:
     retry_after_seconds: int = 2
     event_poll_interval: float = 0.025
     event_heartbeat: float = 15.0
+    access_log: bool = False
