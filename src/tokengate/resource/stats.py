@@ -2,7 +2,7 @@
 
 One `Stats` object is shared by the cache, single-flight, introspection client and validator;
 `snapshot()` flattens it into names an exporter (Prometheus or other) can publish as they are.
-Counters take a lock so threads (WSGI servers) do not lose increments.
+Counters take a lock so threads (WSGI servers) do not lose increments; gauges are only set.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field, fields
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class Counter:
@@ -34,6 +35,27 @@ class Counter:
 
     def __repr__(self) -> str:
         return f"Counter({self._value})"
+
+
+class Gauge:
+    """A value that goes up and down (a state code, a configured limit)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: float = 0) -> None:
+        self._value = value
+
+    def set(self, value: float) -> None:
+        """Replace the value (a single store: atomic under the GIL)."""
+        self._value = value
+
+    @property
+    def value(self) -> float:
+        """The current value."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Gauge({self._value})"
 
 
 class Histogram:
@@ -76,13 +98,21 @@ class Stats:
     introspection_retries: Counter = field(default_factory=Counter)
     circuit_opened: Counter = field(default_factory=Counter)
     introspection_latency_seconds: Histogram = field(default_factory=Histogram)
+    # -1 when cache lifetimes are uncapped, else the cap in seconds (`Validator.set_ttl_cap`).
+    cache_ttl_cap_seconds: Gauge = field(default_factory=lambda: Gauge(-1))
+    # Revocation events (`RevocationSubscriber`); state codes are in `subscriber.STATE_CODES`.
+    revocation_stream_state: Gauge = field(default_factory=Gauge)
+    revocation_stream_position: Gauge = field(default_factory=Gauge)
+    revocation_stream_reconnects: Counter = field(default_factory=Counter)
+    revocation_events_applied: Counter = field(default_factory=Counter)
+    revocation_lag_seconds: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
 
     def snapshot(self) -> dict[str, float]:
-        """Flat name → value map: counters, plus `_count`, `_sum`, `_bucket_le_X` for latency."""
+        """Flat name → value: counters, gauges, and `_count`/`_sum`/`_bucket_le_X` per histogram."""
         out: dict[str, float] = {}
         for item in fields(self):
             metric = getattr(self, item.name)
-            if isinstance(metric, Counter):
+            if isinstance(metric, Counter | Gauge):
                 out[item.name] = metric.value
             else:
                 out.update(_histogram(item.name, metric))

@@ -144,6 +144,7 @@ class Validator(_ValidatorBase):
     def set_ttl_cap(self, seconds: float | None) -> None:
         """Cap every cache entry's life, e.g. while revocation events cannot be received."""
         self.cache.set_ttl_cap(seconds)
+        self.stats.cache_ttl_cap_seconds.set(-1 if seconds is None else seconds)
         if self.shared_cache is not None:
             self.shared_cache.set_ttl_cap(seconds)
 
@@ -235,6 +236,7 @@ class SyncValidator(_ValidatorBase):
     def set_ttl_cap(self, seconds: float | None) -> None:
         """Cap every cache entry's life."""
         self.cache.set_ttl_cap(seconds)
+        self.stats.cache_ttl_cap_seconds.set(-1 if seconds is None else seconds)
 
     def close(self) -> None:
         """Close the introspector's connections."""

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from importlib import resources
 
 from tokengate.core.errors import (
     InvalidClient,
@@ -44,6 +45,7 @@ from tokengate.server.settings import Settings
 from tokengate.server.stream import EventStream, start_position
 from tokengate.storage.base import Store
 
+OPENAPI_PATH = "/openapi.json"
 log = logging.getLogger("tokengate.server")
 access_log = logging.getLogger("tokengate.access")
 Handler = Callable[[Receive, dict[str, str]], Awaitable[Response]]
@@ -89,7 +91,9 @@ class AuthorizationServer:
             METADATA_PATH: (frozenset({"GET", "HEAD"}), e.metadata),
             "/healthz": (frozenset({"GET", "HEAD"}), e.health),
             "/metrics": (frozenset({"GET"}), self._metrics),
+            OPENAPI_PATH: (frozenset({"GET", "HEAD"}), self._openapi),
         }
+        self._openapi_body = openapi_document()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -144,6 +148,10 @@ class AuthorizationServer:
             raise
         except Exception as exc:
             return self._unexpected(exc)
+
+    async def _openapi(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """The OpenAPI 3.1 description of these endpoints (kept in the repository)."""
+        return Response(200, self._openapi_body, ((b"content-type", b"application/json"),))
 
     async def _metrics(self, receive: Receive, headers: dict[str, str]) -> Response:
         """Prometheus exposition."""
@@ -219,6 +227,11 @@ class AuthorizationServer:
                 continue
             if purged:
                 log.info("purged %d expired tokens", purged)
+
+
+def openapi_document() -> bytes:
+    """The packaged OpenAPI document."""
+    return resources.files("tokengate.server").joinpath("openapi.json").read_bytes()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

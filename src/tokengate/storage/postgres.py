@@ -132,16 +132,18 @@ class _Coalescer(Generic[_In, _Out]):
         self._max_in_flight = max_in_flight
         self._pending: list[tuple[_In, asyncio.Future[_Out]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._starting = False  # a flush task exists that has not taken its batch yet
+        self._running = 0  # flush tasks not yet past their last look at `_pending`
+        self._starting = False  # one of them has not taken a batch yet
 
     async def submit(self, item: _In) -> _Out:
         """Queue `item` and wait for its batch's outcome."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_Out] = loop.create_future()
         self._pending.append((item, future))
-        if not self._starting and len(self._tasks) < self._max_in_flight:
+        if not self._starting and self._running < self._max_in_flight:
             # The task starts on the next loop iteration: calls made in this one join it.
             self._starting = True
+            self._running += 1
             task = loop.create_task(self._flush())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -153,15 +155,17 @@ class _Coalescer(Generic[_In, _Out]):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _flush(self) -> None:
+        self._starting = False
         try:
             while self._pending:
-                self._starting = False
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 # A caller cancelled while queued is dropped: its call never happens.
                 await self._settle([entry for entry in batch if not entry[1].done()])
         finally:
-            self._starting = False
+            # Counted down right after the last look at `_pending`, with no await between:
+            # a call queued from now on starts a new task instead of waiting for this one.
+            self._running -= 1
 
     async def _settle(self, batch: list[tuple[_In, asyncio.Future[_Out]]]) -> None:
         if not batch:
