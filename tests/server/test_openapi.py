@@ -9,10 +9,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from tokengate.core.metadata import EVENTS_PATH, METADATA_PATH
-from tokengate.server import Settings
+from tokengate.core.metadata import METADATA_PATH
 from tokengate.server.app import AuthorizationServer, openapi_document
-from tokengate.storage.memory import MemoryStore
 
 from .conftest import Harness
 

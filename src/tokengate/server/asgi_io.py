@@ -14,6 +14,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+# The peer address travels with the headers under a name no HTTP field can have.
+PEER = ":peer"
 _WANTED = frozenset({b"authorization", b"content-type", b"content-length", b"x-request-id"})
 
 
@@ -31,6 +33,9 @@ def request_headers(scope: Scope) -> dict[str, str]:
             if key in found:
                 raise InvalidRequest(f"repeated {key} header")
             found[key] = raw_value.decode("latin-1")
+    client = scope.get("client")
+    if client:
+        found[PEER] = str(client[0])
     return found
 
 

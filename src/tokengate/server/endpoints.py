@@ -11,14 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
+from tokengate.core.errors import InvalidClient
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
 from tokengate.core.models import Client
 from tokengate.core.responses import Response, json_response
-from tokengate.server.asgi_io import Receive, read_body
+from tokengate.server.asgi_io import PEER, Receive, read_body
 from tokengate.server.auth_cache import AuthCache
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.settings import Settings
+from tokengate.server.throttle import AuthThrottle
 from tokengate.server.token_cache import TokenCache
 from tokengate.storage.base import Store
 
@@ -47,6 +49,7 @@ class Endpoints:
         self.metrics = metrics or ServerMetrics()
         self.on_revocation = on_revocation
         self.auth_cache = AuthCache()
+        self.throttle = AuthThrottle(settings.throttle)
         self.token_cache = TokenCache(is_trusted=cache_trusted)
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
@@ -63,8 +66,14 @@ class Endpoints:
     async def _client(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
         realm = self.settings.realm
         creds = client_auth.presented_credentials(headers.get("authorization"), form, realm)
+        peer = headers.get(PEER, "")
+        self.throttle.check(creds.client_id, peer)
         stored = await self.store.get_client(creds.client_id)
-        return client_auth.authenticate(creds, stored, realm)
+        try:
+            return client_auth.authenticate(creds, stored, realm)
+        except InvalidClient:
+            self.throttle.failed(creds.client_id, peer)
+            raise
 
     async def token(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 6749 §4.4 token request → §5.1 response."""

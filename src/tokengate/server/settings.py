@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tokengate.server.throttle import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +20,4 @@ class Settings:
     event_poll_interval: float = 0.025
     event_heartbeat: float = 15.0
     access_log: bool = False
+    throttle: Limits = field(default_factory=Limits)
