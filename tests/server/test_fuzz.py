@@ -1,0 +1,176 @@
+"""Property-based fuzzing of every authorization-server endpoint, in process.
+
+Whatever the method, path, headers or body: no 500, no hang, no traceback in a response,
+and every rejection carries one of the spec's error codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokengate.core import credentials
+from tokengate.core.client_auth import presented_credentials
+from tokengate.core.models import Client
+from tokengate.server import Settings, create_app
+from tokengate.storage.memory import MemoryStore
+
+ERROR_CODES = {
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+    "unsupported_grant_type", "invalid_scope", "invalid_target", "unsupported_token_type",
+    "access_denied", "temporarily_unavailable", "not_found",
+}  # fmt: skip
+PATHS = ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke",
+         "/.well-known/oauth-authorization-server", "/healthz", "/metrics", "/openapi.json",
+         "/nope", "/oauth2/token/", "//oauth2/token"]  # fmt: skip
+PARAMS = ["grant_type", "scope", "resource", "token", "token_type_hint", "client_id",
+          "client_secret", "x"]  # fmt: skip
+
+SECRET = credentials.new_client_secret()
+RS_SECRET = credentials.new_client_secret()
+
+
+def _app() -> Any:
+    store = MemoryStore()
+    for cid, secret, introspect in (("svc", SECRET, False), ("rs", RS_SECRET, True)):
+        client = Client(
+            cid,
+            cid,
+            credentials.hash_value(secret),
+            frozenset({"read", "write"}),
+            ("https://api.test",),
+            can_introspect=introspect,
+        )
+        store._clients[cid] = client
+    return create_app(Settings(issuer="https://as.test", body_timeout=1.0), store)
+
+
+APP = _app()
+LOOP = asyncio.new_event_loop()
+LOOP.run_until_complete(APP.startup())
+
+
+def _basic(cid: str, secret: str) -> bytes:
+    raw = f"{quote(cid, safe='')}:{quote(secret, safe='')}".encode()
+    return b"Basic " + base64.b64encode(raw)
+
+
+values = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["client_credentials", "read", "read write", "https://api.test",
+                     credentials.new_access_token(), "access_token", "svc", SECRET]),
+)  # fmt: skip
+form_pairs = st.lists(st.tuples(st.sampled_from(PARAMS) | st.text(max_size=10), values),
+                      max_size=8)  # fmt: skip
+raw_bodies = st.one_of(
+    form_pairs.map(lambda pairs: "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs).encode()),
+    st.binary(max_size=300),
+    st.just(b"x" * 20_000),
+)
+authorizations = st.one_of(
+    st.none(),
+    st.just(_basic("svc", SECRET)),
+    st.just(_basic("rs", RS_SECRET)),
+    st.tuples(st.text(max_size=20), st.text(max_size=20)).map(lambda t: _basic(*t)),
+    st.binary(max_size=60).map(lambda b: b"Basic " + base64.b64encode(b)),
+    st.binary(max_size=60),
+)
+content_types = st.sampled_from([
+    b"application/x-www-form-urlencoded", b"application/x-www-form-urlencoded; charset=utf-8",
+    b"application/json", b"text/plain", b"", b"application/x-www-form-urlencoded; charset=latin1",
+])  # fmt: skip
+
+
+def _call(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    sent: list[dict[str, Any]] = []
+    chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)] or [b""]
+
+    async def receive() -> dict[str, Any]:
+        chunk = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": headers,
+             "client": ("203.0.113.9", 4000)}  # fmt: skip
+    LOOP.run_until_complete(asyncio.wait_for(APP(scope, receive, send), timeout=5))
+    start, body_msg = sent[0], sent[1]
+    return start["status"], dict(start["headers"]), body_msg.get("body", b"")
+
+
+EXAMPLES = int(os.environ.get("TOKENGATE_FUZZ_EXAMPLES", "400"))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]),
+    authorization=authorizations,
+    content_type=st.one_of(st.none(), content_types),
+    body=raw_bodies,
+    extra=st.lists(
+        st.tuples(
+            st.sampled_from([b"authorization", b"x-request-id", b"content-type", b"x-junk"]),
+            st.binary(max_size=30),
+        ),
+        max_size=3,
+    ),
+)
+def test_no_input_breaks_the_server(
+    method: str,
+    path: str,
+    authorization: bytes | None,
+    content_type: bytes | None,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]],
+) -> None:
+    """Any request gets a well-formed answer: never 500, always a spec error code.
+
+    TOKENGATE_FUZZ_EXAMPLES sets the examples per path (400 in CI; the long run uses 100000).
+    """
+    headers = [(b"host", b"as.test")]
+    if authorization is not None:
+        headers.append((b"authorization", authorization))
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    headers += extra
+    status, response_headers, payload = _call(method, path, headers, body)
+    assert status < 500, payload
+    assert b"Traceback" not in payload
+    for value in response_headers.values():
+        assert b"\r" not in value
+        assert b"\n" not in value
+    json_body = response_headers.get(b"content-type") == b"application/json" and method != "HEAD"
+    if status >= 400 and json_body:
+        error = orjson.loads(payload)
+        assert error["error"] in ERROR_CODES
+        assert set(error) <= {"error", "error_description"}
+    if status == 401:
+        assert response_headers[b"www-authenticate"].startswith(b"Basic ")
+    if status == 429:
+        assert int(response_headers[b"retry-after"]) > 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(client_id=st.text(min_size=1, max_size=40), secret=st.text(max_size=40))
+def test_basic_credentials_roundtrip(client_id: str, secret: str) -> None:
+    """RFC 6749 §2.3.1: any id and secret survive form-encoding + Basic and decode exactly."""
+    header = _basic(client_id, secret).decode()
+    creds = presented_credentials(header, {}, "realm")
+    assert (creds.client_id, creds.client_secret) == (client_id, secret)
