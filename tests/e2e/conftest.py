@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import fresh_database, postgres_available
+from tests.support.postgres import fresh_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -16,8 +16,5 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'tokengate.db'}"
         return
-    reason = postgres_available()
-    if reason is not None:
-        pytest.skip(reason)
-    with fresh_database() as url:
+    with fresh_database() as url:  # skips with the reason locally, fails under CI=true
         yield url

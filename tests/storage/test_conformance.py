@@ -254,6 +254,18 @@ async def test_concurrent_add_token_all_stored(store: Store) -> None:
     assert await asyncio.gather(*(store.get_token(t.token_hash) for t in tokens)) == tokens
 
 
+async def test_back_to_back_calls_from_many_tasks_all_complete(store: Store) -> None:
+    """64 tasks each issuing 20 add/get pairs back to back all finish (no call is stranded)."""
+
+    async def worker() -> None:
+        for _ in range(20):
+            token = make_token()
+            await store.add_token(token)
+            assert await store.get_token(token.token_hash) == token
+
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(64))), timeout=60)
+
+
 async def test_rejected_write_fails_alone_among_concurrent_ones(store: Store) -> None:
     """A duplicate client id fails only its own call, not the writes made beside it."""
     await store.add_client(make_client("tgc_a"))

@@ -6,7 +6,7 @@ known only by the hash of their value (RFC 6749 §10.3, RFC 9700 §4.9.3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -62,4 +62,3 @@ class RevocationEvent:
     client_id: str
     token_hash: str | None = None
     occurred_at: int = 0
-    extra: dict[str, str] = field(default_factory=dict)

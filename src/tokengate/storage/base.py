@@ -38,7 +38,10 @@ class TokenStore(Protocol):
     """Issued access tokens, keyed by the SHA-256 of their value."""
 
     async def add_token(self, token: AccessToken) -> None:
-        """Persist a newly issued token; durable (committed) when this returns."""
+        """Persist a newly issued token; durable (committed) when this returns.
+
+        Raises `ValueError` if the hash or the jti already exists.
+        """
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
         """The token with this hash, whatever its state; None if unknown or purged."""
@@ -54,7 +57,11 @@ class EventStore(Protocol):
     """The revocation event log."""
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
-        """Events with `position` > the given one, oldest first."""
+        """Events with `position` > the given one, oldest first.
+
+        Positions strictly increase but may have gaps (PostgreSQL sequences): resume from the
+        last position seen, never count positions.
+        """
 
     async def last_position(self) -> int:
         """Position of the newest event, 0 when there is none."""

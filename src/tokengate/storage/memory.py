@@ -67,6 +67,8 @@ class MemoryStore:
         return True
 
     async def add_token(self, token: AccessToken) -> None:
+        if token.token_hash in self._tokens:
+            raise ValueError(f"token {token.jti} exists")
         self._tokens[token.token_hash] = token
 
     async def get_token(self, token_hash: str) -> AccessToken | None:

@@ -251,17 +251,14 @@ class PostgresStore:
         async with self._pool.connection() as conn:
             return await (await conn.execute(sql, params)).fetchall()
 
-    async def _insert(self, sql: str, row: tuple[Any, ...], what: str) -> None:
-        try:
-            async with self._pool.connection() as conn:
-                await conn.execute(sql, row)
-        except psycopg.errors.UniqueViolation as exc:
-            raise ValueError(f"{what} already stored") from exc
-
     # -- clients (RFC 6749 §2) ---------------------------------------------------------------
 
     async def add_client(self, client: Client) -> None:
-        await self._insert(_CLIENTS_INSERT, _client_row(client), f"client {client.client_id}")
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(_CLIENTS_INSERT, _client_row(client))
+        except psycopg.errors.UniqueViolation as exc:
+            raise ValueError(f"client {client.client_id} already stored") from exc
 
     async def get_client(self, client_id: str) -> Client | None:
         row = await self._one(_CLIENTS_GET, (client_id,))
