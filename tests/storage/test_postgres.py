@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -115,3 +116,27 @@ def test_session_timeouts_are_added_unless_the_url_sets_them() -> None:
     own = _conninfo("postgres://u@h/db?options=-cstatement_timeout%3D99", 5.0, 2.5)
     assert "statement_timeout=99" in own
     assert "statement_timeout=2500" not in own
+
+
+async def test_wait_for_change_wakes_on_another_stores_event(url: str) -> None:
+    """LISTEN: a revocation committed by another store wakes `wait_for_change` at once."""
+    writer, follower = PostgresStore(url), PostgresStore(url)
+    await writer.open()
+    await follower.open()
+    try:
+        await follower.wait_for_change(0.01)  # establishes the LISTEN connection
+        await writer.add_client(Client("tgc_a", "a", "0" * 64, frozenset()))
+        token = make_token()
+        await writer.add_token(token)
+        waiting = asyncio.ensure_future(follower.wait_for_change(10.0))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await writer.revoke_token(token.token_hash, NOW)
+        await asyncio.wait_for(waiting, timeout=5.0)
+        assert time.monotonic() - started < 1.0
+        timed = time.monotonic()
+        await follower.wait_for_change(0.2)  # nothing new: returns after the timeout
+        assert time.monotonic() - timed >= 0.15
+    finally:
+        await writer.close()
+        await follower.close()

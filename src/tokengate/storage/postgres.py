@@ -30,6 +30,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
+from tokengate.storage.pg_listen import ChangeListener
 
 SCHEMA_VERSION = 1
 NOTIFY_CHANNEL = "tokengate_events"
@@ -214,6 +215,7 @@ class PostgresStore:
         self._pool_or_none: AsyncConnectionPool[_Conn] | None = None
         self._token_reads = _Coalescer(self._get_tokens)
         self._token_writes = _Coalescer(self._add_tokens)
+        self._listener = ChangeListener(self._conninfo, NOTIFY_CHANNEL, connect_timeout)
 
     async def open(self) -> None:
         """Fill the pool and create the schema under an advisory lock (safe to race)."""
@@ -233,9 +235,14 @@ class PostgresStore:
         """Finish queued lookups and inserts, then close the pool."""
         await self._token_writes.drain()
         await self._token_reads.drain()
+        await self._listener.close()
         pool, self._pool_or_none = self._pool_or_none, None
         if pool is not None:
             await pool.close()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when another transaction appended an event (LISTEN), or after `timeout`."""
+        await self._listener.wait(timeout)
 
     @property
     def _pool(self) -> AsyncConnectionPool[_Conn]:
