@@ -256,3 +256,22 @@ async def test_repeated_authorization_header(harness: Harness) -> None:
         headers=[("Authorization", header), ("Authorization", header)],
     )
     assert response.status_code == 400
+
+
+async def test_cached_authentication_cannot_outlive_a_disable(harness: Harness) -> None:
+    """A client disabled after authenticating (auth cached) gets no new token."""
+    client = await harness.register()
+    assert (await harness.token(client)).status_code == 200  # caches the authentication
+    await harness.store.disable_client(client.client_id, 0)  # e.g. the CLI, another process
+    response = await harness.token(client)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert all(t.revoked_at is not None for t in harness.store._tokens.values())
+
+
+async def test_cached_authentication_cannot_outlive_a_rotation(harness: Harness) -> None:
+    """After a secret rotation the old secret stops issuing tokens, cache or not."""
+    client = await harness.register()
+    assert (await harness.token(client)).status_code == 200
+    await harness.store.set_client_secret(client.client_id, "0" * 64, 0)
+    assert (await harness.token(client)).status_code == 401

@@ -12,7 +12,7 @@ import pytest
 from tokengate.core.credentials import hash_value, new_access_token, new_client_secret, new_jti
 from tokengate.core.models import AccessToken, Client, EventKind
 from tokengate.storage import postgres, sqlite
-from tokengate.storage.base import Store
+from tokengate.storage.base import StaleClient, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -430,3 +430,47 @@ async def test_a_second_store_sees_revocations_at_once(make_durable: MakeStore) 
         assert found is not None
         assert found.revoked_at == NOW + 1
         assert await reader.last_position() == await writer.last_position()
+
+
+# -- issuing against the client's current state -------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["none", "disabled", "deleted", "rotated", "unknown"])
+async def test_guarded_add_token_checks_the_client_atomically(store: Store, change: str) -> None:
+    """With secret_hash, a token is stored only for an enabled client with that secret."""
+    client = make_client()
+    await store.add_client(client)
+    if change == "disabled":
+        await store.disable_client(client.client_id, NOW)
+    elif change == "deleted":
+        await store.delete_client(client.client_id, NOW)
+    elif change == "rotated":
+        await store.set_client_secret(client.client_id, hash_value(new_client_secret()), NOW)
+    token = make_token("tgc_nobody" if change == "unknown" else client.client_id)
+    if change == "none":
+        await store.add_token(token, secret_hash=client.secret_hash)
+        assert await store.get_token(token.token_hash) == token
+        return
+    with pytest.raises(StaleClient):
+        await store.add_token(token, secret_hash=client.secret_hash)
+    assert await store.get_token(token.token_hash) is None
+
+
+async def test_guarded_batch_fails_only_the_stale_tokens(store: Store) -> None:
+    """Concurrent guarded inserts for a live and a disabled client succeed or fail alone."""
+    live, gone = make_client("tgc_live"), make_client("tgc_gone")
+    await store.add_client(live)
+    await store.add_client(gone)
+    await store.disable_client(gone.client_id, NOW)
+    tokens = [make_token(live.client_id if i % 2 else gone.client_id) for i in range(20)]
+    results = await asyncio.gather(
+        *(store.add_token(t, secret_hash=(live if i % 2 else gone).secret_hash)
+          for i, t in enumerate(tokens)),
+        return_exceptions=True,
+    )  # fmt: skip
+    for i, (token, result) in enumerate(zip(tokens, results, strict=True)):
+        if i % 2:
+            assert result is None
+            assert await store.get_token(token.token_hash) == token
+        else:
+            assert isinstance(result, StaleClient)

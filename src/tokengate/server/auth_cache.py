@@ -1,11 +1,12 @@
-"""A small cache of successful client authentications for the introspection hot path.
+"""A small cache of successful client authentications for the hot paths.
 
-Resource servers authenticate on every introspection call with the same credentials, so
-re-parsing Basic, hashing the secret and reading the client row each time is pure overhead.
-Entries are keyed by the SHA-256 of the presented `Authorization` value (never the value),
-live at most `ttl` seconds, and are dropped as soon as the event log reports a secret
-rotation, a disable or a delete for that client (see `EventHub`), which happens within one
-hub poll interval for changes made by other processes. The token endpoint does not use it.
+Clients authenticate on every call with the same credentials, so re-parsing Basic, hashing
+the secret and reading the client row each time is pure overhead. Entries are keyed by the
+SHA-256 of the presented `Authorization` value (never the value), live at most `ttl` seconds,
+and are dropped as soon as the event log reports a secret rotation, a disable or a delete for
+that client (see `EventHub`): within one hub poll interval (SQLite) or one NOTIFY
+(PostgreSQL) for changes made by other processes. Token issuance does not depend on that
+delay: its insert re-checks the client's state and secret atomically (`add_token`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class AuthCache:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # rare: many distinct callers; start over rather than scan
         self._entries[hash_value(authorization)] = (client, self._clock() + self.ttl)
+
+    def forget(self, client_id: str) -> None:
+        """Drop every entry of one client."""
+        self._entries = {k: v for k, v in self._entries.items() if v[0].client_id != client_id}
 
     def on_events(self, events: list[RevocationEvent]) -> None:
         """Hub listener: forget clients whose credentials or state changed."""

@@ -22,7 +22,7 @@ from tokengate.server.metrics import ServerMetrics
 from tokengate.server.settings import Settings
 from tokengate.server.throttle import AuthThrottle
 from tokengate.server.token_cache import TokenCache
-from tokengate.storage.base import Store
+from tokengate.storage.base import StaleClient, Store
 
 Clock = Callable[[], float]
 _PUBLIC_CACHE = ((b"cache-control", b"public, max-age=300"),)
@@ -75,12 +75,28 @@ class Endpoints:
             self.throttle.failed(creds.client_id, peer)
             raise
 
+    async def _authenticated(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
+        """The authenticated client, from the auth cache when the same Basic header was seen."""
+        authorization = headers.get("authorization")
+        if authorization is None or "client_id" in form or "client_secret" in form:
+            return await self._client(headers, form)
+        client = self.auth_cache.get(authorization)
+        if client is None:
+            client = await self._client(headers, form)
+            self.auth_cache.put(authorization, client)
+        return client
+
     async def token(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 6749 §4.4 token request → §5.1 response."""
         form = await self._form(receive, headers)
-        client = await self._client(headers, form)
+        client = await self._authenticated(headers, form)
         issued = token_endpoint.issue(client, form, int(self.clock()))
-        await self.store.add_token(issued.record)
+        try:
+            # Atomic with the insert: the client is still enabled and still has this secret.
+            await self.store.add_token(issued.record, secret_hash=client.secret_hash)
+        except StaleClient:
+            self.auth_cache.forget(client.client_id)
+            raise client_auth.invalid_client(self.settings.realm) from None
         self.metrics.tokens_issued.inc()
         return json_response(200, issued.body)
 
@@ -119,21 +135,15 @@ class Endpoints:
         self, headers: dict[str, str], form: dict[str, list[str]]
     ) -> Client:
         """RFC 7662 §2.1: only clients created with the introspect permission may ask."""
-        authorization = headers.get("authorization")
-        cached = self.auth_cache.get(authorization) if authorization else None
-        if cached is not None and "client_id" not in form and "client_secret" not in form:
-            return cached
-        caller = await self._client(headers, form)
+        caller = await self._authenticated(headers, form)
         if not caller.can_introspect:
             raise client_auth.invalid_client(self.settings.realm, "client may not introspect")
-        if authorization:
-            self.auth_cache.put(authorization, caller)
         return caller
 
     async def revoke(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7009 §2: 200 whether or not anything was revoked; durable before the 200."""
         form = await self._form(receive, headers)
-        caller = await self._client(headers, form)
+        caller = await self._authenticated(headers, form)
         token_hash = revocation.token_hash_to_revoke(form)
         token = await self.store.get_token(token_hash) if token_hash else None
         if token_hash is not None and revocation.may_revoke(token, caller):

@@ -12,6 +12,10 @@ from typing import Protocol
 from tokengate.core.models import AccessToken, Client, RevocationEvent
 
 
+class StaleClient(Exception):
+    """The client was disabled, deleted or re-keyed after the request authenticated."""
+
+
 class ClientStore(Protocol):
     """Confidential clients, looked up on every authenticated request."""
 
@@ -37,10 +41,14 @@ class ClientStore(Protocol):
 class TokenStore(Protocol):
     """Issued access tokens, keyed by the SHA-256 of their value."""
 
-    async def add_token(self, token: AccessToken) -> None:
+    async def add_token(self, token: AccessToken, *, secret_hash: str | None = None) -> None:
         """Persist a newly issued token; durable (committed) when this returns.
 
-        Raises `ValueError` if the hash or the jti already exists.
+        With `secret_hash` (what the token endpoint always passes: the hash of the secret the
+        request authenticated with), the insert happens only if the client still exists, is
+        enabled and has that secret, checked atomically with the insert; otherwise
+        `StaleClient` is raised. This closes the race with a concurrent disable, delete or
+        rotation. Raises `ValueError` if the hash or the jti already exists.
         """
 
     async def get_token(self, token_hash: str) -> AccessToken | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
+from tokengate.storage.base import StaleClient
 
 
 class MemoryStore:
@@ -66,7 +67,11 @@ class MemoryStore:
         self._emit(EventKind.CLIENT_DELETED, client_id, at)
         return True
 
-    async def add_token(self, token: AccessToken) -> None:
+    async def add_token(self, token: AccessToken, *, secret_hash: str | None = None) -> None:
+        if secret_hash is not None:
+            client = self._clients.get(token.client_id)
+            if client is None or client.disabled or client.secret_hash != secret_hash:
+                raise StaleClient(token.client_id)
         if token.token_hash in self._tokens:
             raise ValueError(f"token {token.jti} exists")
         self._tokens[token.token_hash] = token

@@ -30,6 +30,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
+from tokengate.storage.base import StaleClient
 from tokengate.storage.pg_listen import ChangeListener
 
 SCHEMA_VERSION = 1
@@ -79,6 +80,10 @@ _CLIENTS_INSERT = (
     "INSERT INTO clients (client_id, name, secret_hash, scopes, audiences, can_introspect,"
     " token_ttl, disabled, created_at, secret_rotated_at)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_CLIENTS_LOCK = (
+    "SELECT client_id, secret_hash FROM clients WHERE client_id = ANY(%s) AND NOT disabled"
+    " ORDER BY client_id FOR SHARE"
 )
 _TOKENS_SELECT = (
     "SELECT token_hash, jti, client_id, scopes, audiences, issued_at, expires_at, revoked_at"
@@ -303,36 +308,35 @@ class PostgresStore:
 
     # -- tokens (RFC 7662, RFC 7009) ------------------------------------------------------------
 
-    async def add_token(self, token: AccessToken) -> None:
-        await self._token_writes.submit(token)
+    async def add_token(self, token: AccessToken, *, secret_hash: str | None = None) -> None:
+        await self._token_writes.submit((token, secret_hash))
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
         return await self._token_reads.submit(token_hash)
 
-    async def _add_tokens(self, tokens: list[AccessToken]) -> list[Exception | None]:
-        """One INSERT for the batch; a token whose hash or jti is taken fails alone."""
-        hashes: set[str] = set()
-        jtis: set[str] = set()
-        fresh: list[AccessToken] = []
-        for t in tokens:
-            if t.token_hash not in hashes and t.jti not in jtis:
-                fresh.append(t)
-            hashes.add(t.token_hash)
-            jtis.add(t.jti)
-        if len(fresh) == 1:
-            sql, params = _TOKENS_INSERT_ONE, list(_token_row(fresh[0]))
-        else:
-            sql, params = (
-                _TOKENS_INSERT_MANY,
-                [list(c) for c in zip(*map(_token_row, fresh), strict=True)],
-            )
-        async with self._pool.connection() as conn:
-            stored = {row[0] for row in await (await conn.execute(sql, params)).fetchall()}
+    async def _add_tokens(
+        self, items: list[tuple[AccessToken, str | None]]
+    ) -> list[Exception | None]:
+        """One transaction for the batch: lock and check the issuing clients, one INSERT.
+
+        `FOR SHARE` on the client rows orders each batch against a concurrent disable, delete
+        or rotation: either that change commits first (and the token is refused) or it waits
+        for this commit (and a disable then revokes the new token too).
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            current = await _current_secrets(conn, items)
+            stale = {id(t) for t, h in items if h is not None and current.get(t.client_id) != h}
+            fresh = _deduplicated([t for t, _ in items if id(t) not in stale])
+            stored = await _insert_tokens(conn, fresh) if fresh else set()
         outcomes: list[Exception | None] = []
-        for t in tokens:
-            ok = t.token_hash in stored
-            stored.discard(t.token_hash)  # a second token with the same hash is a duplicate
-            outcomes.append(None if ok else ValueError(f"token {t.jti} already stored"))
+        for token, _ in items:
+            if id(token) in stale:
+                outcomes.append(StaleClient(token.client_id))
+            elif token.token_hash in stored:
+                stored.discard(token.token_hash)  # a second token with the same hash is a duplicate
+                outcomes.append(None)
+            else:
+                outcomes.append(ValueError(f"token {token.jti} already stored"))
         return outcomes
 
     async def _get_tokens(self, hashes: list[str]) -> list[AccessToken | Exception | None]:
@@ -373,6 +377,40 @@ class PostgresStore:
     async def last_position(self) -> int:
         row = await self._one("SELECT COALESCE(MAX(position), 0) FROM events", ())
         return int(row[0]) if row is not None else 0
+
+
+async def _current_secrets(
+    conn: _Conn, items: list[tuple[AccessToken, str | None]]
+) -> dict[str, str]:
+    """client_id → secret hash of the enabled clients the guarded tokens name, row-locked."""
+    wanted = sorted({t.client_id for t, h in items if h is not None})
+    if not wanted:
+        return {}
+    rows = await (await conn.execute(_CLIENTS_LOCK, (wanted,))).fetchall()
+    return dict(rows)
+
+
+def _deduplicated(tokens: list[AccessToken]) -> list[AccessToken]:
+    """Drop repeats of a hash or jti within one batch (the first one wins)."""
+    hashes: set[str] = set()
+    jtis: set[str] = set()
+    fresh: list[AccessToken] = []
+    for t in tokens:
+        if t.token_hash not in hashes and t.jti not in jtis:
+            fresh.append(t)
+        hashes.add(t.token_hash)
+        jtis.add(t.jti)
+    return fresh
+
+
+async def _insert_tokens(conn: _Conn, fresh: list[AccessToken]) -> set[str]:
+    """Insert; returns the hashes actually stored (ON CONFLICT skips duplicates)."""
+    if len(fresh) == 1:
+        sql, params = _TOKENS_INSERT_ONE, list(_token_row(fresh[0]))
+    else:
+        sql = _TOKENS_INSERT_MANY
+        params = [list(c) for c in zip(*map(_token_row, fresh), strict=True)]
+    return {row[0] for row in await (await conn.execute(sql, params)).fetchall()}
 
 
 async def _emit(
