@@ -8,6 +8,7 @@ import uvicorn
 from tokengate.cli.common import database_option
 from tokengate.logs import configure_logging
 from tokengate.server import Settings, create_app
+from tokengate.server.throttle import Limits
 from tokengate.storage import open_store
 
 
@@ -37,6 +38,15 @@ from tokengate.storage import open_store
     show_default=True,
     help="Log every request (method, path, status, latency, request id).",
 )
+@click.option(
+    "--max-auth-failures",
+    envvar="TOKENGATE_MAX_AUTH_FAILURES",
+    type=(click.IntRange(1), click.IntRange(1)),
+    default=(10, 50),
+    show_default=True,
+    help="Failed client authentications allowed per minute per (client id, address) and per"
+    " address before 429.",
+)
 def serve(
     host: str,
     port: int,
@@ -45,6 +55,7 @@ def serve(
     log_level: str,
     log_format: str,
     access_log: bool,
+    max_auth_failures: tuple[int, int],
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     configure_logging(log_level, log_format)
@@ -52,7 +63,12 @@ def serve(
         store = open_store(database)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--database") from exc
-    settings = Settings(issuer=issuer or f"http://{host}:{port}", access_log=access_log)
+    per_client, per_address = max_auth_failures
+    settings = Settings(
+        issuer=issuer or f"http://{host}:{port}",
+        access_log=access_log,
+        throttle=Limits(per_client_and_address=per_client, per_address=per_address),
+    )
     uvicorn.run(
         create_app(settings, store),
         host=host,

@@ -132,6 +132,8 @@ class AuthorizationServer:
     ) -> Response:
         route = self.routes.get(path)
         if route is None:
+            if path == EVENTS_PATH:  # streamed by `_events` for GET; any other method lands here
+                return error_response(MethodNotAllowed("use GET", headers={"Allow": "GET"}))
             return json_response(404, {"error": "not_found"})
         methods, handler = route
         try:
