@@ -153,6 +153,7 @@ def resource_server(
         rs_client[0],
         "--cache-max-ttl",
         str(cache_max_ttl),
+        "--no-revocation-events",  # caching on its own here; events: test_revocation_push.py
     ]
     env = {**os.environ, "TOKENGATE_RS_CLIENT_SECRET": rs_client[1]}  # not on the command line
     log_path = log_dir / f"resource-server-{port}.log"

@@ -23,6 +23,10 @@ main.add_command(clients)
 main.add_command(tokens)
 
 # Commands that live in feature packages register here once their module exists.
-for _module, _name in (("tokengate.cli.example_rs", "example_resource_server"),):
+for _module, _name in (
+    ("tokengate.cli.example_rs", "example_resource_server"),
+    ("tokengate.cli.gateway", "gateway"),
+    ("tokengate.cli.demo", "demo"),
+):
     with contextlib.suppress(ModuleNotFoundError):
         main.add_command(getattr(importlib.import_module(_module), _name))

@@ -6,13 +6,14 @@ better place for a secret than the command line, which other users can read).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
 import uvicorn
 
 from tokengate.resource.example import create_example_app
-from tokengate.resource.factory import ValidatorSettings, create_validator
+from tokengate.resource.factory import ValidatorSettings, create_subscriber, create_validator
 from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
 
 
@@ -39,6 +40,21 @@ def _env(name: str) -> dict[str, Any]:
     help="Seconds an introspection answer may be reused (never past the token's exp).",
 )
 @click.option(
+    "--revocation-events/--no-revocation-events",
+    default=True,
+    show_default=True,
+    **_env("REVOCATION_EVENTS"),
+    help="Follow the authorization server's revocation events (evict on revocation).",
+)
+@click.option(
+    "--outage-cache-ttl",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    **_env("OUTAGE_CACHE_TTL"),
+    help="Seconds answers may be reused while revocation events are not being received.",
+)
+@click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
@@ -54,6 +70,8 @@ def example_resource_server(
     client_secret: str,
     token_header: str,
     cache_max_ttl: float,
+    revocation_events: bool,
+    outage_cache_ttl: float,
     cors_origins: tuple[str, ...],
 ) -> None:
     """Serve /auth-api/** behind token introspection, /public/** open."""
@@ -68,9 +86,18 @@ def example_resource_server(
     )
     try:
         validator = create_validator(settings)
+        subscriber = (
+            create_subscriber(validator, settings, outage_ttl=outage_cache_ttl)
+            if revocation_events
+            else None
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    app = create_example_app(validator, token_header=token_header, cors_origins=cors_origins)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per introspection
+    app = create_example_app(
+        validator, token_header=token_header, cors_origins=cors_origins, subscriber=subscriber
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

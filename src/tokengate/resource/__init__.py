@@ -8,6 +8,9 @@ Quick start (any ASGI app)::
 Optional parts live in their own modules so importing this package stays light:
 `tokengate.resource.redis_cache` (shared cache), `tokengate.resource.fastapi` (dependency),
 `tokengate.resource.testing` (helpers for your tests), `tokengate.resource.example`.
+
+Instant revocation: `create_subscriber(validator, settings)` follows the authorization server's
+revocation events, evicting what they name; `start()` it with your app, `aclose()` at shutdown.
 """
 
 from tokengate.resource.asgi import TokenGateMiddleware
@@ -27,7 +30,12 @@ from tokengate.resource.errors import (
     MissingToken,
     ServiceUnavailable,
 )
-from tokengate.resource.factory import ValidatorSettings, create_sync_validator, create_validator
+from tokengate.resource.factory import (
+    ValidatorSettings,
+    create_subscriber,
+    create_sync_validator,
+    create_validator,
+)
 from tokengate.resource.introspection import IntrospectionClient, SyncIntrospectionClient, Timeouts
 from tokengate.resource.policy import Policy, Requirement, Rule
 from tokengate.resource.resilience import CircuitBreaker, RetryPolicy
@@ -36,6 +44,7 @@ from tokengate.resource.responses import ErrorResponse, render_error
 from tokengate.resource.rfc7662 import ClientCredentials
 from tokengate.resource.singleflight import SingleFlight, ThreadSingleFlight
 from tokengate.resource.stats import Stats
+from tokengate.resource.subscriber import RevocationSubscriber, StreamTimeouts
 from tokengate.resource.validator import Introspector, SyncIntrospector, SyncValidator, Validator
 from tokengate.resource.wsgi import TokenGateWSGIMiddleware
 
@@ -60,11 +69,13 @@ __all__ = [
     "Policy",
     "Requirement",
     "RetryPolicy",
+    "RevocationSubscriber",
     "Rule",
     "ServiceUnavailable",
     "SharedTokenCache",
     "SingleFlight",
     "Stats",
+    "StreamTimeouts",
     "SyncIntrospectionClient",
     "SyncIntrospector",
     "SyncValidator",
@@ -76,6 +87,7 @@ __all__ = [
     "Validator",
     "ValidatorSettings",
     "authorize",
+    "create_subscriber",
     "create_sync_validator",
     "create_validator",
     "fresh_until",

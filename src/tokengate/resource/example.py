@@ -3,13 +3,15 @@
 `/auth-api/**` needs a valid token (read from the custom header or `Authorization: Bearer`),
 everything else is public; CORS comes from configuration; no cookies, sessions, CSRF, form or
 basic login. Routes: `GET /auth-api/hello` (scope `read`), `POST /auth-api/items` (scope
-`write`), `GET /auth-api/me` (echoes the introspected claims), `GET /public/ping`.
+`write`), `GET /auth-api/me` (echoes the introspected claims), `GET /public/ping`, and
+`GET /public/status` (revocation-event subscription state and cache statistics; no secrets),
+`GET /metrics` (the same numbers for Prometheus, `tokengate_rs_*`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -23,8 +25,10 @@ from tokengate.resource.asgi import TokenGateMiddleware
 from tokengate.resource.claims import TokenClaims
 from tokengate.resource.errors import IntrospectionError
 from tokengate.resource.introspection import IntrospectionClient
+from tokengate.resource.metrics import MetricsApp, metrics_registry
 from tokengate.resource.policy import Policy, Rule
 from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
+from tokengate.resource.subscriber import RevocationSubscriber
 from tokengate.resource.validator import Validator
 
 logger = logging.getLogger("tokengate.resource.example")
@@ -68,6 +72,20 @@ async def ping(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def status_endpoint(
+    validator: Validator, subscriber: RevocationSubscriber | None
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """GET /public/status: whether revocation events are followed, and the cache's numbers."""
+
+    async def status(request: Request) -> JSONResponse:
+        events = {"state": "off"} if subscriber is None else subscriber.status()
+        cache = {"entries": len(validator.cache), "ttl_cap": validator.cache.ttl_cap}
+        stats = validator.stats.snapshot()
+        return JSONResponse({"revocation_events": events, "cache": cache, "stats": stats})
+
+    return status
+
+
 def _caller(request: Request) -> str:
     claims: TokenClaims = request.auth
     return claims.sub or claims.client_id or "anonymous"
@@ -78,15 +96,20 @@ def create_example_app(
     *,
     token_header: str = DEFAULT_TOKEN_HEADER,
     cors_origins: Sequence[str] = (),
+    subscriber: RevocationSubscriber | None = None,
 ) -> Starlette:
-    """The example app; it owns `validator` and closes it on shutdown."""
+    """The example app; it owns `validator` and `subscriber`, started and closed with it."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _warm_up(validator)
+        if subscriber is not None:
+            subscriber.start()
         try:
             yield
         finally:
+            if subscriber is not None:
+                await subscriber.aclose()
             await validator.aclose()
 
     routes = [
@@ -94,6 +117,8 @@ def create_example_app(
         Route("/auth-api/items", create_item, methods=["POST"]),
         Route("/auth-api/me", me, methods=["GET"]),
         Route("/public/ping", ping, methods=["GET"]),
+        Route("/public/status", status_endpoint(validator, subscriber), methods=["GET"]),
+        Route("/metrics", MetricsApp(metrics_registry(validator)), methods=["GET"]),
     ]
     middleware = [
         # Outermost, so preflights are answered without a token and refusals carry CORS headers.

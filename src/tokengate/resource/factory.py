@@ -1,4 +1,4 @@
-"""Build a validator from settings, its parts sharing one `Stats` object."""
+"""Build a validator (and its revocation-event subscriber) from settings, sharing one `Stats`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from tokengate.resource.introspection import (
     Timeouts,
 )
 from tokengate.resource.resilience import DEFAULT_RETRY, CircuitBreaker, RetryPolicy
+from tokengate.resource.revocations import events_url_from_introspection
 from tokengate.resource.rfc7662 import ClientCredentials
 from tokengate.resource.stats import Stats
+from tokengate.resource.subscriber import DEFAULT_OUTAGE_TTL, RevocationSubscriber
 from tokengate.resource.validator import SyncValidator, Validator
 
 
@@ -74,6 +76,31 @@ def create_sync_validator(
         audience=settings.audience,
         retry_after=_retry_after(settings),
         stats=stats,
+    )
+
+
+def create_subscriber(
+    validator: Validator,
+    settings: ValidatorSettings,
+    *,
+    outage_ttl: float = DEFAULT_OUTAGE_TTL,
+    events_url: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> RevocationSubscriber:
+    """A subscriber to `validator`'s authorization server: `events_url`, else RFC 8414 metadata
+    of the issuer, else the introspection URL with `/oauth2/events` for `/oauth2/introspect`."""
+    if events_url is None and settings.issuer is None:
+        if settings.introspection_url is None:
+            raise ValueError("give an issuer or an introspection URL")
+        events_url = events_url_from_introspection(settings.introspection_url)
+    return RevocationSubscriber(
+        validator,
+        ClientCredentials(settings.client_id, settings.client_secret),
+        endpoint=events_url,
+        issuer=None if events_url is not None else settings.issuer,
+        outage_ttl=outage_ttl,
+        transport=transport,
+        allow_insecure=settings.allow_insecure,
     )
 
 

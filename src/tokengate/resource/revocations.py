@@ -129,11 +129,13 @@ def parse_notice(data: str) -> Notice:
     position, kind = document.get("position"), document.get("kind")
     client_id, token_hash = document.get("client_id"), document.get("token_hash")
     occurred_at = document.get("occurred_at")
-    if not _is_int(position) or not isinstance(kind, str) or not isinstance(client_id, str):
-        raise InvalidEvent("revocation event lacks position, kind or client_id")
+    if not isinstance(position, int) or isinstance(position, bool):
+        raise InvalidEvent("revocation event position is not an integer")
+    if not isinstance(kind, str) or not isinstance(client_id, str):
+        raise InvalidEvent("revocation event lacks kind or client_id")
     if token_hash is not None and not isinstance(token_hash, str):
         raise InvalidEvent("revocation event token_hash is not a string")
-    if not _is_number(occurred_at):
+    if not isinstance(occurred_at, int | float) or isinstance(occurred_at, bool):
         raise InvalidEvent("revocation event occurred_at is not a number")
     return Notice(position, kind, client_id, token_hash, float(occurred_at))
 
@@ -154,11 +156,3 @@ def eviction(notice: Notice) -> Eviction | None:
 def is_known_kind(kind: str) -> bool:
     """True for the kinds this library understands."""
     return kind in TOKEN_KINDS or kind in CLIENT_KINDS or kind in NO_OP_KINDS
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

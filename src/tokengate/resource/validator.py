@@ -17,7 +17,7 @@ from typing import Protocol
 import anyio
 
 from tokengate.core.credentials import hash_value
-from tokengate.resource.cache import Clock, MemoryTokenCache, SharedTokenCache
+from tokengate.resource.cache import CachedClaims, Clock, MemoryTokenCache, SharedTokenCache
 from tokengate.resource.claims import TokenClaims
 from tokengate.resource.decision import authorize
 from tokengate.resource.errors import IntrospectionError, ServiceUnavailable
@@ -111,6 +111,7 @@ class Validator(_ValidatorBase):
         self.shared_cache = shared_cache
         self.shared_cache_timeout = shared_cache_timeout
         self._flight = SingleFlight[TokenClaims](self.stats)
+        self._evictions = 0  # bumped by every eviction; see `_fetch`
 
     async def validate(self, token: str, required_scopes: Iterable[str] = ()) -> TokenClaims:
         """Claims of a token that grants `required_scopes`; raises a `BearerError` otherwise."""
@@ -129,6 +130,7 @@ class Validator(_ValidatorBase):
 
     async def evict_token_hash(self, token_hash: str) -> bool:
         """Forget a token everywhere (a revocation event carries its SHA-256 hex)."""
+        self._evictions += 1
         found = self.cache.evict_token_hash(token_hash)
         if self.shared_cache is not None:
             found = await self.shared_cache.evict_token_hash(token_hash) or found
@@ -136,6 +138,7 @@ class Validator(_ValidatorBase):
 
     async def evict_client(self, client_id: str) -> int:
         """Forget every token of a client everywhere; returns the local count."""
+        self._evictions += 1
         count = self.cache.evict_client(client_id)
         if self.shared_cache is not None:
             await self.shared_cache.evict_client(client_id)
@@ -153,15 +156,21 @@ class Validator(_ValidatorBase):
         await self.introspector.aclose()
 
     async def _fetch(self, token: str, token_hash: str) -> TokenClaims:
+        # An answer that was in flight while an eviction ran may predate that revocation:
+        # it serves the request that asked, but is not kept (it could outlive the revocation).
+        evictions = self._evictions
         shared = await self._shared_get(token_hash)
         if shared is not None:
-            return shared
+            if evictions == self._evictions:
+                self.cache.put(token_hash, shared.claims, not_after=shared.fresh_until)
+            return shared.claims
         claims = await self.introspector.introspect(token)
-        self.cache.put(token_hash, claims)
-        await self._shared_put(token_hash, claims)
+        if evictions == self._evictions:
+            self.cache.put(token_hash, claims)
+            await self._shared_put(token_hash, claims)
         return claims
 
-    async def _shared_get(self, token_hash: str) -> TokenClaims | None:
+    async def _shared_get(self, token_hash: str) -> CachedClaims | None:
         if self.shared_cache is None:
             return None
         try:
@@ -174,8 +183,7 @@ class Validator(_ValidatorBase):
             self.stats.shared_cache_misses.inc()
             return None
         self.stats.shared_cache_hits.inc()
-        self.cache.put(token_hash, found.claims, not_after=found.fresh_until)
-        return found.claims
+        return found
 
     async def _shared_put(self, token_hash: str, claims: TokenClaims) -> None:
         if self.shared_cache is None:
