@@ -77,3 +77,20 @@ def test_live_events_and_replay(database_url: str, tmp_path: Path) -> None:
             kinds = [json.loads(next(frames)["data"])["kind"] for _ in range(2)]
             assert kinds == ["token_revoked", "client_disabled"]
             assert next(frames)["event"] == "sync"
+
+
+def test_graceful_stop_ends_streams_quickly(tmp_path: Path) -> None:
+    """SIGTERM with a subscriber connected: the stream ends and the server exits within 2 s."""
+    database_url = f"sqlite:///{tmp_path / 'stop.db'}"
+    rs = create_client(database_url, "rs", "", introspect=True)
+    with running_server(database_url, log_dir=tmp_path) as server:
+        with httpx.stream("GET", server.base_url + "/oauth2/events", auth=rs, timeout=10) as stream:
+            lines = stream.iter_lines()
+            next(lines)
+            started = time.monotonic()
+            assert server.process is not None
+            server.process.terminate()
+            server.process.wait(timeout=10)
+            elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"graceful stop took {elapsed:.1f}s"
+        assert "Traceback" not in server.logs()

@@ -81,6 +81,7 @@ class AuthorizationServer:
         self.hub.add_listener(self.endpoints.token_cache.on_events)
         self._clock = clock
         self._closing = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stream = EventStream(store, self.hub, self._closing, settings.event_heartbeat)
         self._purger: asyncio.Task[None] | None = None
         e = self.endpoints
@@ -205,9 +206,17 @@ class AuthorizationServer:
 
     async def startup(self) -> None:
         """Open the store (creating the schema) and start the expired-token purger."""
+        self._loop = asyncio.get_running_loop()
         await self.store.open()
         await self.hub.start()
         self._purger = asyncio.create_task(self._purge_forever())
+
+    def begin_shutdown(self) -> None:
+        """End every event stream now (callable from a signal handler or another thread), so
+        a graceful stop does not wait for subscribers that would never hang up."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._closing.set)
 
     async def shutdown(self) -> None:
         """Stop background work and close the store."""

@@ -93,6 +93,10 @@ class EventStream:
                     break
                 if advanced.result():
                     position = await self._replay(position, send)
+                elif not self.hub.is_current():
+                    # This process cannot read the event log: end the stream so subscribers
+                    # reconnect (maybe elsewhere) and bound their caches meanwhile.
+                    break
                 else:
                     await _body(send, b": keepalive\n\n")
         except OSError:
