@@ -19,10 +19,7 @@ Only hashes are stored (RFC 6749 §10.3, RFC 9700 §4.9.3).
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -31,7 +28,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
 from tokengate.storage.base import StaleClient
+from tokengate.storage.batching import Coalescer
 from tokengate.storage.pg_listen import ChangeListener
+from tokengate.storage.rows import client_from_row, client_row, token_from_row, token_row
 
 SCHEMA_VERSION = 1
 NOTIFY_CHANNEL = "tokengate_events"
@@ -119,81 +118,6 @@ _EVENTS_AFTER = (
 )
 
 
-class _Coalescer(Generic[_In, _Out]):
-    """Runs concurrent calls in batches: calls made while batches are running join the next.
-
-    `run` gets the batch's inputs and returns one output per input, an `Exception` instance
-    failing just that caller; if `run` raises, every caller in the batch gets the error.
-    """
-
-    def __init__(
-        self,
-        run: Callable[[list[_In]], Awaitable[Sequence[_Out | Exception]]],
-        *,
-        max_batch: int = 1000,
-        max_in_flight: int = 2,
-    ) -> None:
-        self._run = run
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._pending: list[tuple[_In, asyncio.Future[_Out]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._running = 0  # flush tasks not yet past their last look at `_pending`
-        self._starting = False  # one of them has not taken a batch yet
-
-    async def submit(self, item: _In) -> _Out:
-        """Queue `item` and wait for its batch's outcome."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[_Out] = loop.create_future()
-        self._pending.append((item, future))
-        if not self._starting and self._running < self._max_in_flight:
-            # The task starts on the next loop iteration: calls made in this one join it.
-            self._starting = True
-            self._running += 1
-            task = loop.create_task(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await future
-
-    async def drain(self) -> None:
-        """Wait until every queued call has completed."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _flush(self) -> None:
-        self._starting = False
-        try:
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                # A caller cancelled while queued is dropped: its call never happens.
-                await self._settle([entry for entry in batch if not entry[1].done()])
-        finally:
-            # Counted down right after the last look at `_pending`, with no await between:
-            # a call queued from now on starts a new task instead of waiting for this one.
-            self._running -= 1
-
-    async def _settle(self, batch: list[tuple[_In, asyncio.Future[_Out]]]) -> None:
-        if not batch:
-            return
-        outcomes: Sequence[_Out | Exception]
-        try:
-            outcomes = await self._run([item for item, _ in batch])
-        except asyncio.CancelledError:
-            for _, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:  # the whole batch failed: every caller gets the error
-            outcomes = [exc] * len(batch)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-
 class PostgresStore:
     """A `Store` in PostgreSQL (`postgresql://` or `postgres://` URL), over a connection pool."""
 
@@ -218,8 +142,8 @@ class PostgresStore:
             "kwargs": {"autocommit": True, "prepare_threshold": prepare_threshold},
         }
         self._pool_or_none: AsyncConnectionPool[_Conn] | None = None
-        self._token_reads = _Coalescer(self._get_tokens)
-        self._token_writes = _Coalescer(self._add_tokens)
+        self._token_reads = Coalescer(self._get_tokens)
+        self._token_writes = Coalescer(self._add_tokens)
         self._listener = ChangeListener(self._conninfo, NOTIFY_CHANNEL, connect_timeout)
 
     async def open(self) -> None:
@@ -268,16 +192,16 @@ class PostgresStore:
     async def add_client(self, client: Client) -> None:
         try:
             async with self._pool.connection() as conn:
-                await conn.execute(_CLIENTS_INSERT, _client_row(client))
+                await conn.execute(_CLIENTS_INSERT, client_row(client))
         except psycopg.errors.UniqueViolation as exc:
             raise ValueError(f"client {client.client_id} already stored") from exc
 
     async def get_client(self, client_id: str) -> Client | None:
         row = await self._one(_CLIENTS_GET, (client_id,))
-        return _client(row) if row is not None else None
+        return client_from_row(row) if row is not None else None
 
     async def list_clients(self) -> list[Client]:
-        return [_client(row) for row in await self._all(_CLIENTS_LIST)]
+        return [client_from_row(row) for row in await self._all(_CLIENTS_LIST)]
 
     async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
         sql = "UPDATE clients SET secret_hash = %s, secret_rotated_at = %s WHERE client_id = %s"
@@ -346,7 +270,7 @@ class PostgresStore:
         )
         async with self._pool.connection() as conn:
             rows = await (await conn.execute(sql, (param,))).fetchall()
-        found = {row[0]: _token(row) for row in rows}
+        found = {row[0]: token_from_row(row) for row in rows}
         return [found.get(h) for h in hashes]
 
     async def revoke_token(self, token_hash: str, at: int) -> bool:
@@ -406,10 +330,10 @@ def _deduplicated(tokens: list[AccessToken]) -> list[AccessToken]:
 async def _insert_tokens(conn: _Conn, fresh: list[AccessToken]) -> set[str]:
     """Insert; returns the hashes actually stored (ON CONFLICT skips duplicates)."""
     if len(fresh) == 1:
-        sql, params = _TOKENS_INSERT_ONE, list(_token_row(fresh[0]))
+        sql, params = _TOKENS_INSERT_ONE, list(token_row(fresh[0]))
     else:
         sql = _TOKENS_INSERT_MANY
-        params = [list(c) for c in zip(*map(_token_row, fresh), strict=True)]
+        params = [list(c) for c in zip(*map(token_row, fresh), strict=True)]
     return {row[0] for row in await (await conn.execute(sql, params)).fetchall()}
 
 
@@ -460,37 +384,3 @@ def _conninfo(url: str, connect_timeout: float, statement_timeout: float) -> str
     extra = [f"-c {name}={value}" for name, value in session.items() if name not in options]
     params["options"] = " ".join([options, *extra]).strip()
     return make_conninfo(**params)
-
-
-# -- rows <-> records: the same text encodings as the SQLite backend ---------------------------
-
-
-def _client_row(c: Client) -> tuple[Any, ...]:
-    return (
-        c.client_id, c.name, c.secret_hash, " ".join(sorted(c.scopes)),
-        json.dumps(list(c.audiences)), c.can_introspect, c.token_ttl, c.disabled,
-        c.created_at, c.secret_rotated_at,
-    )  # fmt: skip
-
-
-def _client(row: TupleRow) -> Client:
-    cid, name, secret_hash, scopes, auds, introspect, ttl, disabled, created, rotated = row
-    return Client(
-        cid, name, secret_hash, frozenset(scopes.split()), tuple(json.loads(auds)),
-        introspect, ttl, disabled, created, rotated,
-    )  # fmt: skip
-
-
-def _token_row(t: AccessToken) -> tuple[Any, ...]:
-    return (
-        t.token_hash, t.jti, t.client_id, " ".join(sorted(t.scopes)),
-        json.dumps(list(t.audiences)), t.issued_at, t.expires_at, t.revoked_at,
-    )  # fmt: skip
-
-
-def _token(row: TupleRow) -> AccessToken:
-    token_hash, jti, cid, scopes, auds, issued_at, expires_at, revoked_at = row
-    return AccessToken(
-        token_hash, jti, cid, frozenset(scopes.split()), tuple(json.loads(auds)),
-        issued_at, expires_at, revoked_at,
-    )  # fmt: skip

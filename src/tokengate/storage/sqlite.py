@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from typing import Any, TypeVar
 
 from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
 from tokengate.storage.base import StaleClient
+from tokengate.storage.rows import client_from_row, client_row, token_from_row, token_row
 
 SCHEMA_VERSION = 1
 PURGE_CHUNK = 5000  # rows per purge transaction, so a big purge never holds the lock long
@@ -167,16 +167,16 @@ class SQLiteStore:
 
     async def get_client(self, client_id: str) -> Client | None:
         rows = self._read.execute(_CLIENTS_GET, (client_id,)).fetchall()
-        return _client(rows[0]) if rows else None
+        return client_from_row(rows[0]) if rows else None
 
     async def list_clients(self) -> list[Client]:
-        return [_client(row) for row in self._read.execute(_CLIENTS_LIST).fetchall()]
+        return [client_from_row(row) for row in self._read.execute(_CLIENTS_LIST).fetchall()]
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
         # fetchall, not fetchone: it steps the statement to its end, which ends the read
         # transaction at once instead of when the cursor is collected (it would pin the WAL).
         rows = self._read.execute(_TOKENS_GET, (token_hash,)).fetchall()
-        return _token(rows[0]) if rows else None
+        return token_from_row(rows[0]) if rows else None
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
         rows = self._read.execute(_EVENTS_AFTER, (position, limit)).fetchall()
@@ -191,7 +191,7 @@ class SQLiteStore:
     async def add_client(self, client: Client) -> None:
         await self._write(
             functools.partial(
-                _insert, _CLIENTS_INSERT, _client_row(client), f"client {client.client_id}"
+                _insert, _CLIENTS_INSERT, client_row(client), f"client {client.client_id}"
             )
         )
 
@@ -205,7 +205,7 @@ class SQLiteStore:
         return await self._write(functools.partial(_delete_client, client_id, at))
 
     async def add_token(self, token: AccessToken, *, secret_hash: str | None = None) -> None:
-        row = _token_row(token)
+        row = token_row(token)
         if secret_hash is None:
             await self._write(functools.partial(_insert, _TOKENS_INSERT, row, f"token {token.jti}"))
         else:
@@ -462,39 +462,3 @@ def _check_version(version: int) -> None:
         raise RuntimeError(
             f"database schema v{version} is newer than this tokengate (v{SCHEMA_VERSION})"
         )
-
-
-# -- rows <-> records ------------------------------------------------------------------------
-# Scopes are space-separated (RFC 6749 §3.3 scope tokens cannot hold a space); audiences are a
-# JSON array because nothing forbids a space in an audience string.
-
-
-def _client_row(c: Client) -> tuple[Any, ...]:
-    return (
-        c.client_id, c.name, c.secret_hash, " ".join(sorted(c.scopes)),
-        json.dumps(list(c.audiences)), int(c.can_introspect), c.token_ttl, int(c.disabled),
-        c.created_at, c.secret_rotated_at,
-    )  # fmt: skip
-
-
-def _client(row: tuple[Any, ...]) -> Client:
-    cid, name, secret_hash, scopes, auds, introspect, ttl, disabled, created, rotated = row
-    return Client(
-        cid, name, secret_hash, frozenset(scopes.split()), tuple(json.loads(auds)),
-        bool(introspect), ttl, bool(disabled), created, rotated,
-    )  # fmt: skip
-
-
-def _token_row(t: AccessToken) -> tuple[Any, ...]:
-    return (
-        t.token_hash, t.jti, t.client_id, " ".join(sorted(t.scopes)),
-        json.dumps(list(t.audiences)), t.issued_at, t.expires_at, t.revoked_at,
-    )  # fmt: skip
-
-
-def _token(row: tuple[Any, ...]) -> AccessToken:
-    token_hash, jti, cid, scopes, auds, issued_at, expires_at, revoked_at = row
-    return AccessToken(
-        token_hash, jti, cid, frozenset(scopes.split()), tuple(json.loads(auds)),
-        issued_at, expires_at, revoked_at,
-    )  # fmt: skip
