@@ -11,7 +11,7 @@ import pytest
 from tokengate.server import Settings, create_app
 from tokengate.storage.memory import MemoryStore
 
-from .conftest import ISSUER, Harness
+from .conftest import ISSUER, FakeClock, Harness
 
 pytestmark = pytest.mark.anyio
 
@@ -114,3 +114,25 @@ async def test_slow_body_times_out() -> None:
     await asyncio.wait_for(app(scope, receive, send), timeout=2)
     assert sent[0]["status"] == 400
     assert b"not received in time" in sent[1]["body"]  # type: ignore[operator]
+
+
+async def test_expired_tokens_are_purged_in_the_background() -> None:
+    """The server deletes expired tokens on its own, every purge interval."""
+    store = MemoryStore()
+    clock = FakeClock()
+    app = create_app(Settings(issuer=ISSUER, purge_interval=0.02), store, clock)
+    await app.startup()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        harness = Harness(store, clock, http)
+        short = await harness.register(ttl=60)
+        await harness.issue(short)
+        await harness.issue(short)
+        assert len(store._tokens) == 2
+        clock.now += 61
+        for _ in range(100):
+            if not store._tokens:
+                break
+            await asyncio.sleep(0.01)
+    await app.shutdown()
+    assert store._tokens == {}
