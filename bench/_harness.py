@@ -38,14 +38,16 @@ def wait_up(url: str, timeout: float = 20) -> None:
 
 
 @contextlib.contextmanager
-def process(args: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    args: list[str], health_url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
     )
     try:
         wait_up(health_url)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:

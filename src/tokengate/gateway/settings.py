@@ -69,7 +69,6 @@ class GatewaySettings:
     policy: Policy = field(default_factory=lambda: Policy.protect("/**"))
     token_header: str = DEFAULT_TOKEN_HEADER
     claim_headers: tuple[ClaimHeader, ...] = DEFAULT_CLAIM_HEADERS
-    strip_token: bool = False
     realm: str = DEFAULT_REALM
     metrics_path: str | None = DEFAULT_METRICS_PATH
 
