@@ -40,7 +40,7 @@ from tokengate.server.asgi_io import (
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
 from tokengate.server.events import EventHub
-from tokengate.server.metrics import ENDPOINTS, ServerMetrics
+from tokengate.server.metrics import ServerMetrics
 from tokengate.server.settings import Settings
 from tokengate.server.stream import EventStream, start_position
 from tokengate.storage.base import Store
@@ -143,7 +143,7 @@ class AuthorizationServer:
                 raise MethodNotAllowed(f"use {allow}", headers={"Allow": allow})
             return await handler(receive, headers)
         except InvalidClient as exc:
-            self.metrics.auth_failures.labels(ENDPOINTS.get(path, "other")).inc()
+            self.metrics.auth_failed(path)
             return error_response(exc)
         except OAuthError as exc:
             return error_response(exc)
