@@ -48,7 +48,7 @@ class TokenStore(Protocol):
         request authenticated with), the insert happens only if the client still exists, is
         enabled and has that secret, checked atomically with the insert; otherwise
         `StaleClient` is raised. This closes the race with a concurrent disable, delete or
-        rotation. Raises `ValueError` if the hash or the jti already exists.
+        rotation. Raises `ValueError` if the hash already exists.
         """
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
