@@ -130,7 +130,12 @@ def _invoke(monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str
     def fake_run(app: Any, **options: Any) -> None:
         captured["app"], captured["options"] = app, options
 
+    def validator(settings: ValidatorSettings) -> Any:
+        captured["settings"] = settings
+        return create_validator(settings)
+
     monkeypatch.setattr("tokengate.cli.example_rs.uvicorn.run", fake_run)
+    monkeypatch.setattr("tokengate.cli.example_rs.create_validator", validator)
     result = CliRunner().invoke(example_rs.example_resource_server, args, env=env)
     return result, captured
 
@@ -144,10 +149,26 @@ def test_cli_reads_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "TOKENGATE_RS_PORT": "8123",
         "TOKENGATE_RS_CACHE_MAX_TTL": "12",
         "TOKENGATE_RS_CORS_ORIGIN": "https://a.example https://b.example",
+        "TOKENGATE_RS_INTROSPECTION_TIMEOUT": "1.5",
+        "TOKENGATE_RS_CIRCUIT_THRESHOLD": "3",
+        "TOKENGATE_RS_CIRCUIT_COOLDOWN": "2",
+        "TOKENGATE_RS_ACCESS_LOG": "false",
     }
     result, captured = _invoke(monkeypatch, [], env)
     assert result.exit_code == 0, result.output
-    assert captured["options"] == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
+    assert captured["options"] == {
+        "host": "127.0.0.1",
+        "port": 8123,
+        "log_level": "info",
+        "access_log": False,
+    }
+    settings = captured["settings"]
+    assert (settings.timeouts.total, settings.timeouts.read, settings.timeouts.connect) == (
+        1.5,
+        1.5,
+        1.0,
+    )
+    assert (settings.failure_threshold, settings.cooldown) == (3, 2.0)
     assert "secret" not in result.output
 
 
@@ -189,4 +210,4 @@ def test_cli_usage_errors(monkeypatch: pytest.MonkeyPatch, args: list[str], mess
     result, captured = _invoke(monkeypatch, args, {})
     assert result.exit_code == 2
     assert message in result.output
-    assert captured == {}
+    assert "app" not in captured  # never served

@@ -155,6 +155,33 @@ async def test_malformed_bodies_are_upstream_errors(body: bytes) -> None:
     await client.aclose()
 
 
+def _bad_gzip(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"not gzip")
+
+
+@pytest.mark.anyio
+async def test_undecodable_body_is_an_upstream_error() -> None:
+    """A body failing its Content-Encoding is IntrospectionUnavailable (was an escaping 500)."""
+    client = IntrospectionClient(
+        ClientCredentials("a", "b"),
+        endpoint="https://as.example/i",
+        transport=httpx.MockTransport(_bad_gzip),
+        breaker=CircuitBreaker(failure_threshold=1),
+    )
+    with pytest.raises(IntrospectionUnavailable, match="undecodable"):
+        await client.introspect("tok")
+    assert client.breaker.state == "open"
+    await client.aclose()
+    sync = SyncIntrospectionClient(
+        ClientCredentials("a", "b"),
+        endpoint="https://as.example/i",
+        transport=httpx.MockTransport(_bad_gzip),
+    )
+    with pytest.raises(IntrospectionUnavailable, match="undecodable"):
+        sync.introspect("tok")
+    sync.close()
+
+
 @pytest.mark.anyio
 async def test_retry_after_from_upstream_is_kept(fake: FakeAuthorizationServer) -> None:
     """A 503 with Retry-After passes its hint on."""
@@ -270,6 +297,7 @@ async def test_circuit_opens_then_half_opens(fake: FakeAuthorizationServer) -> N
         assert not (await client.introspect("tok")).active  # the probe
         assert breaker.state == "closed"
     assert breaker.stats.circuit_opened.value == 1
+    assert breaker.stats.circuit_state.value == 0  # the gauge follows the state
 
 
 def test_failed_probe_reopens_and_concurrent_calls_wait() -> None:
@@ -280,10 +308,12 @@ def test_failed_probe_reopens_and_concurrent_calls_wait() -> None:
     clock.advance(5.0)
     breaker.allow()  # the probe
     assert breaker.state == "half-open"
+    assert breaker.stats.circuit_state.value == 2
     with pytest.raises(CircuitOpen):
         breaker.allow()  # a second caller while the probe runs
     breaker.failure()
     assert breaker.state == "open"
+    assert breaker.stats.circuit_state.value == 1
     clock.advance(4.9)
     with pytest.raises(CircuitOpen):
         breaker.allow()

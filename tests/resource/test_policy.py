@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 
 from tokengate.resource.policy import Policy, Requirement, Rule, compile_pattern
@@ -72,11 +74,33 @@ def test_first_matching_rule_decides(method: str, path: str, expected: Requireme
         pytest.param("/public/../auth-api/hello", id="dot-dot"),
         pytest.param("//auth-api/hello", id="double-slash"),
         pytest.param("/./auth-api/hello", id="dot"),
+        pytest.param("/public/..;/auth-api/hello", id="tomcat-dot-dot-semicolon"),
+        pytest.param("/auth-api;jsessionid=x/hello", id="path-parameter"),
+        pytest.param("/public/%2e%2e/auth-api/hello", id="double-encoded-dot-dot"),
+        pytest.param("/public%2f..%2fauth-api/hello", id="double-encoded-slash"),
+        pytest.param("/public\\..\\auth-api/hello", id="backslashes"),
+        pytest.param("auth-api/hello", id="no-leading-slash"),
+        pytest.param("/x/../auth-api/hello//..", id="rfc3986-keeps-empty-segments"),
+        pytest.param("/x/../auth-api/hello////../../..", id="rfc3986-dot-dot-pops-empty"),
     ],
 )
 def test_non_normalized_paths_get_the_stricter_answer(path: str) -> None:
     """A path a router might normalize is protected as if it were normalized."""
     assert _example().requirement("GET", path) == Requirement(frozenset({"read"}))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"/x%2Fy/../auth-api/hello", id="encoded-slash-shifts-dot-dot"),
+        pytest.param(b"/x%2fy/%2E%2E/auth-api/hello", id="encoded-dots-too"),
+    ],
+)
+def test_raw_path_is_resolved_before_decoding_too(raw: bytes) -> None:
+    """`/x%2Fy/../a` decodes to `/x/a` but resolves (RFC 3986, httpx) to `/a`: both count."""
+    path = unquote(raw.decode())
+    assert _example().requirement("GET", path) is None  # the decoded path alone looks public
+    assert _example().requirement("GET", path, raw) == Requirement(frozenset({"read"}))
 
 
 def test_normalization_never_loosens_protection() -> None:

@@ -14,6 +14,7 @@ import uvicorn
 
 from tokengate.resource.example import create_example_app
 from tokengate.resource.factory import ValidatorSettings, create_subscriber, create_validator
+from tokengate.resource.introspection import DEFAULT_TIMEOUTS, Timeouts
 from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
 
 
@@ -55,6 +56,37 @@ def _env(name: str) -> dict[str, Any]:
     help="Seconds answers may be reused while revocation events are not being received.",
 )
 @click.option(
+    "--introspection-timeout",
+    default=DEFAULT_TIMEOUTS.total,
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    **_env("INTROSPECTION_TIMEOUT"),
+    help="Seconds one introspection may take in all, retries included; then 503.",
+)
+@click.option(
+    "--circuit-threshold",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    **_env("CIRCUIT_THRESHOLD"),
+    help="Consecutive failed introspections that open the circuit (503 at once, no call).",
+)
+@click.option(
+    "--circuit-cooldown",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    **_env("CIRCUIT_COOLDOWN"),
+    help="Seconds the circuit stays open before one probe call; also the 503's Retry-After.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    **_env("ACCESS_LOG"),
+    help="uvicorn's line per request (off for load tests).",
+)
+@click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
@@ -72,6 +104,10 @@ def example_resource_server(
     cache_max_ttl: float,
     revocation_events: bool,
     outage_cache_ttl: float,
+    introspection_timeout: float,
+    circuit_threshold: int,
+    circuit_cooldown: float,
+    access_log: bool,
     cors_origins: tuple[str, ...],
 ) -> None:
     """Serve /auth-api/** behind token introspection, /public/** open."""
@@ -83,6 +119,9 @@ def example_resource_server(
         issuer=issuer,
         introspection_url=introspection_url,
         max_ttl=cache_max_ttl,
+        timeouts=Timeouts.within(introspection_timeout),
+        failure_threshold=circuit_threshold,
+        cooldown=circuit_cooldown,
     )
     try:
         validator = create_validator(settings)
@@ -98,7 +137,7 @@ def example_resource_server(
     app = create_example_app(
         validator, token_header=token_header, cors_origins=cors_origins, subscriber=subscriber
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ class TokenGateMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        requirement = self.policy.requirement(scope.get("method", "GET"), scope["path"])
+        method, raw_path = scope.get("method", "GET"), scope.get("raw_path")
+        requirement = self.policy.requirement(method, scope["path"], raw_path)
         if requirement is None:
             await self.app(scope, receive, send)
             return

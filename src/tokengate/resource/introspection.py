@@ -7,7 +7,7 @@ differ in how they wait and send. Properties:
 * `client_secret_basic` with RFC 6749 §2.3.1 encoding, `token_type_hint=access_token`;
 * pooled keep-alive connections, connect/read timeouts per attempt and a total deadline;
 * connection failures (connect error or connect timeout) retried a bounded number of times
-  with jittered backoff; read timeouts and HTTP errors are not retried;
+  with jittered backoff; read timeouts, HTTP errors and undecodable bodies are not retried;
 * a circuit breaker that fails fast once the authorization server keeps failing;
 * the endpoint given explicitly, or discovered lazily from the issuer's RFC 8414 metadata (so
   a resource server starts even while the authorization server is down).
@@ -66,6 +66,11 @@ class Timeouts:
     connect: float = 1.0
     read: float = 2.0
     total: float = 3.0
+
+    @classmethod
+    def within(cls, total: float) -> Timeouts:
+        """All of it in `total` seconds: a read may use the whole budget, a connect 1 s of it."""
+        return cls(connect=min(1.0, total), read=total, total=total)
 
     def for_attempt(self, remaining: float) -> httpx.Timeout:
         """httpx timeouts for one attempt, none longer than what is left of the total."""
@@ -158,6 +163,12 @@ def _transport_failure(exc: httpx.TransportError) -> IntrospectionUnavailable:
 
 def _timed_out() -> IntrospectionUnavailable:
     return IntrospectionUnavailable("authorization server timed out")
+
+
+def _undecodable() -> IntrospectionUnavailable:
+    # A body that fails its own Content-Encoding is no answer; without this the error
+    # escaped the validator as a 500 and left a half-open circuit's probe unreported.
+    return IntrospectionUnavailable("authorization server sent an undecodable response")
 
 
 def _response(response: httpx.Response) -> HttpResponse:
@@ -262,6 +273,8 @@ class IntrospectionClient(_ClientBase):
             except httpx.TransportError as exc:
                 await anyio.sleep(self._next_delay(retry, exc, deadline))
                 retry += 1
+            except httpx.DecodingError as exc:
+                raise _undecodable() from exc
             else:
                 return _response(response)
 
@@ -366,5 +379,7 @@ class SyncIntrospectionClient(_ClientBase):
             except httpx.TransportError as exc:
                 time.sleep(self._next_delay(retry, exc, deadline))
                 retry += 1
+            except httpx.DecodingError as exc:
+                raise _undecodable() from exc
             else:
                 return _response(response)

@@ -39,6 +39,8 @@ _HELP = {
     "introspection_calls": "Introspection requests sent to the authorization server.",
     "introspection_failures": "Introspection requests that gave no usable answer.",
     "introspection_latency_seconds": "Time of one introspection request.",
+    "circuit_opened": "Times the introspection circuit breaker opened.",
+    "circuit_state": "Introspection circuit breaker: 0 closed, 1 open, 2 half-open.",
 }
 
 Scope = MutableMapping[str, Any]

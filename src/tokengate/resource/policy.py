@@ -5,8 +5,15 @@ Patterns are path globs: `*` matches within one segment, `**` across segments, a
 order and the first match decides; a path no rule matches passes untouched. A `GET` rule also
 covers `HEAD`, since frameworks answer `HEAD` with the `GET` handler.
 
-Paths with `//`, `.` or `..` segments are matched both as sent and normalized, and the stricter
-answer wins, so a router or proxy that normalizes paths cannot be used to slip past a rule.
+A path is matched as sent (the ASGI `path`, percent-decoded once by the server) and in every
+reading a router or proxy behind us might give it; the stricter answer wins (a rule protecting
+any reading protects the request; scopes add up). Readings combine: `%XX` decoded once more
+(`%2e%2e`), `\\` as `/` (IIS), `;` path parameters dropped (Tomcat reads `/x/..;/admin` as
+`/admin`), then dot segments resolved as RFC 3986 §5.2.4 does (empty segments kept: httpx,
+hence the gateway's upstream, WHATWG URL) and with empty segments collapsed first (POSIX,
+nginx). Given the raw (still encoded) path, it is also resolved before decoding, so an encoded
+`/` cannot shift what a `..` removes (`/x%2Fy/../admin`: `/x/admin` if decoded first, `/admin`
+as httpx forwards it). Matching is case-sensitive, like Starlette and Spring.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +76,17 @@ class Policy:
         needed = frozenset(scopes)
         return cls(Rule(pattern, scopes=needed) for pattern in patterns)
 
-    def requirement(self, method: str, path: str) -> Requirement | None:
-        """What a request needs, or None when it is not protected."""
-        found = [self._first(method, candidate) for candidate in _candidates(path)]
+    def requirement(
+        self, method: str, path: str, raw_path: bytes | None = None
+    ) -> Requirement | None:
+        """What a request needs, or None when it is not protected.
+
+        `raw_path` (ASGI's, still percent-encoded) adds the readings of a router that resolves
+        dot segments before decoding, as RFC 3986 orders it: `/x%2Fy/../admin` is `/admin`.
+        """
+        plain_raw = raw_path is None or (b"/." not in raw_path and b"%" not in raw_path)
+        candidates = _candidates(path) if plain_raw else _with_raw(path, raw_path or b"")
+        found = [self._first(method, candidate) for candidate in candidates]
         protected = [req for req in found if req is not None]
         if not protected:
             return None
@@ -99,10 +115,68 @@ def _with_head(methods: set[str]) -> frozenset[str]:
     return frozenset(methods | {"HEAD"}) if "GET" in methods else frozenset(methods)
 
 
+_PARAMETERS = re.compile(r";[^/]*")
+
+
 def _candidates(path: str) -> tuple[str, ...]:
-    if "//" not in path and "/." not in path:
+    """`path` and every reading of it named in the module docstring."""
+    if path.startswith("/") and not _suspect(path):
         return (path,)
+    readings = dict.fromkeys([path])
+    for decoded in dict.fromkeys([path, unquote(path)]):
+        for slashed in dict.fromkeys([decoded, decoded.replace("\\", "/")]):
+            for bare in dict.fromkeys([slashed, _PARAMETERS.sub("", slashed)]):
+                dotted = _dot_segments(bare)
+                readings.update(dict.fromkeys([_normalized(bare), dotted, _normalized(dotted)]))
+    return tuple(readings)
+
+
+def _suspect(path: str) -> bool:
+    # Plain `in` tests: the fastest check on the hot path, where almost every path is plain.
+    return "//" in path or "/." in path or "\\" in path or ";" in path or "%" in path
+
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_KEPT_ESCAPES = frozenset({"2f", "5c", "25"})  # `/`, `\\` and `%` stay encoded
+
+
+def _with_raw(path: str, raw_path: bytes) -> tuple[str, ...]:
+    """`_candidates(path)`, plus the readings of `raw_path` resolved first and decoded after."""
+    raw = raw_path.decode("latin-1")
+    bases = [raw, _ESCAPE.sub(_unreserved, raw)] if "%" in raw else [raw]  # `%2E%2E` is `..`
+    # Without dot segments, resolving before or after decoding reads the same.
+    dotted = [base for base in bases if "/." in base or base.startswith(".")]
+    if not dotted:
+        return _candidates(path)
+    found = dict.fromkeys(_candidates(path))
+    for base in dotted:
+        for resolved in dict.fromkeys([_dot_segments(base), _normalized(base)]):
+            found.update(dict.fromkeys(_candidates(unquote(resolved))))
+    return tuple(found)
+
+
+def _unreserved(match: re.Match[str]) -> str:
+    escape = match.group(1)
+    return match.group(0) if escape.lower() in _KEPT_ESCAPES else chr(int(escape, 16))
+
+
+def _normalized(path: str) -> str:
+    """Empty segments collapsed, then dot segments resolved (POSIX; nginx, Tomcat)."""
     normalized = posixpath.normpath("/" + path.lstrip("/"))
     if path.endswith("/") and normalized != "/":
         normalized += "/"
-    return (path, "/" + normalized.lstrip("/"))
+    return "/" + normalized.lstrip("/")
+
+
+def _dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 with empty segments kept, as URL libraries read it (httpx, WHATWG URL).
+
+    Not the same as `_normalized`: `/x/../admin/a//..` is `/admin/a` here, `/admin` there.
+    """
+    out: list[str] = []
+    for segment in path.split("/")[path.startswith("/") :]:
+        if segment == "..":
+            out = out[:-1]
+        elif segment != ".":
+            out.append(segment)
+    return "/" + "/".join(out)

@@ -29,6 +29,7 @@ Clock = Callable[[], float]
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half-open"
+STATE_CODES = {CLOSED: 0, OPEN: 1, HALF_OPEN: 2}  # the `circuit_state` gauge
 
 
 class CircuitBreaker:
@@ -70,12 +71,15 @@ class CircuitBreaker:
                     "introspection suspended after repeated failures",
                     retry_after=self.cooldown - waited,
                 )
-            self._state, self._since = HALF_OPEN, now  # this call is the probe
+            self._since = now  # this call is the probe
+            self._enter(HALF_OPEN)
 
     def success(self) -> None:
         """The authorization server answered: close the circuit."""
         with self._lock:
-            self._state, self._failures = CLOSED, 0
+            self._failures = 0
+            if self._state != CLOSED:
+                self._enter(CLOSED)
 
     def failure(self) -> None:
         """A call failed: count it, and open the circuit at the threshold or on a failed probe."""
@@ -85,7 +89,12 @@ class CircuitBreaker:
             self._failures += 1
             if self._state == HALF_OPEN or self._failures >= self.failure_threshold:
                 self.stats.circuit_opened.inc()
-                self._state, self._since = OPEN, self._clock()
+                self._since = self._clock()
+                self._enter(OPEN)
+
+    def _enter(self, state: str) -> None:
+        self._state = state
+        self.stats.circuit_state.set(STATE_CODES[state])
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,8 @@ class Stats:
     introspection_failures: Counter = field(default_factory=Counter)
     introspection_retries: Counter = field(default_factory=Counter)
     circuit_opened: Counter = field(default_factory=Counter)
+    # 0 closed, 1 open, 2 half-open (`resilience.STATE_CODES`).
+    circuit_state: Gauge = field(default_factory=Gauge)
     introspection_latency_seconds: Histogram = field(default_factory=Histogram)
     # -1 when cache lifetimes are uncapped, else the cap in seconds (`Validator.set_ttl_cap`).
     cache_ttl_cap_seconds: Gauge = field(default_factory=lambda: Gauge(-1))
