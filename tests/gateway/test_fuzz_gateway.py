@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from tests.support.fuzzing import FUZZ, readings, request_readings, segments, under
 from tokengate.gateway import Gateway, GatewaySettings, build_policy, create_gateway
 from tokengate.gateway import parse_scope_rule as scope_rule
+from tokengate.gateway.target import ambiguous_target
 from tokengate.resource.testing import claims, static_validator
 
 UPSTREAM = "http://upstream.test:8000"
@@ -333,6 +334,10 @@ def test_gateway_forwards_exactly_and_never_breaks(
         assert not re.search(rb"[\r\n\x00]", value)
     path = exchange.scope["path"]
     protected = under(request_readings(path, exchange.scope["raw_path"]), "/auth-api")
+    if ambiguous_target(exchange.scope["raw_path"]):  # refused at the edge, in both modes
+        assert not reached
+        assert exchange.status == 400
+        return
     if path.startswith("/_tokengate/"):
         assert not reached
         assert exchange.status in (200, 404)

@@ -82,8 +82,40 @@ async def test_response_hop_by_hop_headers_are_dropped() -> None:
 async def test_path_and_query_are_forwarded_as_sent() -> None:
     """The raw path (percent-escapes kept) and query string reach the upstream unchanged."""
     async with running() as gw:
-        response = await gw.http.get("/a%2Fb/%7Euser?x=1&y=%20z")
-    assert response.json()["url"] == "http://upstream.test:8000/a%2Fb/%7Euser?x=1&y=%20z"
+        response = await gw.http.get("/a%20b/%7Euser?x=1&y=%20z")
+    assert response.json()["url"] == "http://upstream.test:8000/a%20b/%7Euser?x=1&y=%20z"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/x/../auth-api/hello", "/public/..;/auth-api/items", "/x%2F..%2Fauth-api", "/a/%2e%2e/b",
+     "/a\\b", "/../secret", "/x/../_tokengate/metrics", "/a/./b"],
+)  # fmt: skip
+async def test_ambiguous_targets_are_refused(target: str) -> None:
+    """Dot segments, encoded slashes and backslashes get 400 and never reach the upstream."""
+    reached: list[httpx.Request] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        reached.append(request)
+        return httpx.Response(200)
+
+    async with running(upstream, upstream=UPSTREAM + "/base/") as gw:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        raw = target.encode()  # as sent on the wire: httpx would normalise the dots away
+        scope = {"type": "http", "method": "GET", "path": target, "raw_path": raw,
+                 "query_string": b"", "headers": [(b"host", b"gw.test")], "scheme": "http",
+                 "http_version": "1.1", "client": ("192.0.2.1", 1234)}  # fmt: skip
+        await gw.gateway(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert b"invalid_request" in sent[1]["body"]
+    assert reached == []
 
 
 async def test_upstream_base_path_is_prefixed() -> None:

@@ -19,6 +19,7 @@ import httpx
 from tokengate.gateway.metrics import GatewayMetrics, MeasuredApp
 from tokengate.gateway.proxy import Proxy
 from tokengate.gateway.settings import HEALTH_PATH, RESERVED_PREFIX, GatewaySettings
+from tokengate.gateway.target import ambiguous_target
 from tokengate.gateway.upstream import upstream_client
 from tokengate.resource.asgi import ASGIApp, Receive, Scope, Send, TokenGateMiddleware
 from tokengate.resource.errors import IntrospectionError
@@ -30,6 +31,10 @@ logger = logging.getLogger("tokengate.gateway")
 
 _OK = b'{"status":"ok"}'
 _NOT_FOUND = b'{"error":"not_found","error_description":"reserved for the gateway"}'
+_AMBIGUOUS = (
+    b'{"error":"invalid_request","error_description":'
+    b'"dot segments, encoded slashes and backslashes are not accepted in the path"}'
+)
 
 
 class Gateway:
@@ -73,7 +78,11 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["type"] == "http" and scope["path"].startswith(RESERVED_PREFIX):
+        elif scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif ambiguous_target(scope.get("raw_path") or scope["path"].encode("utf-8")):
+            await _json(send, 400, _AMBIGUOUS)
+        elif scope["path"].startswith(RESERVED_PREFIX):
             await self._reserved(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -113,13 +122,17 @@ class Gateway:
             await self.metrics_app(scope, receive, send)
             return
         status, body = (200, _OK) if path == HEALTH_PATH else (404, _NOT_FOUND)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"cache-control", b"no-store"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _json(send, status, body)
+
+
+async def _json(send: Send, status: int, body: bytes) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_gateway(
