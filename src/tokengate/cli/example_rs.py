@@ -12,6 +12,7 @@ from typing import Any
 import click
 import uvicorn
 
+from tokengate.logs import configure_logging
 from tokengate.resource.example import create_example_app
 from tokengate.resource.factory import ValidatorSettings, create_subscriber, create_validator
 from tokengate.resource.introspection import DEFAULT_TIMEOUTS, Timeouts
@@ -87,6 +88,14 @@ def _env(name: str) -> dict[str, Any]:
     help="uvicorn's line per request (off for load tests).",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    **_env("LOG_FORMAT"),
+    help="json: one object per line.",
+)
+@click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
@@ -109,6 +118,7 @@ def example_resource_server(
     circuit_cooldown: float,
     access_log: bool,
     cors_origins: tuple[str, ...],
+    log_format: str,
 ) -> None:
     """Serve /auth-api/** behind token introspection, /public/** open."""
     if (issuer is None) == (introspection_url is None):
@@ -132,12 +142,12 @@ def example_resource_server(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("info", log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per introspection
     app = create_example_app(
         validator, token_header=token_header, cors_origins=cors_origins, subscriber=subscriber
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, log_config=None)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from tokengate.gateway import (
     parse_listen,
     parse_scope_rule,
 )
+from tokengate.logs import configure_logging
 from tokengate.resource.factory import ValidatorSettings, create_subscriber, create_validator
 from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
 from tokengate.resource.responses import DEFAULT_REALM
@@ -153,6 +154,14 @@ def _seconds(name: str, default: float, text: str) -> Callable[[FC], FC]:
     **_env("LOG_LEVEL"),
 )
 @click.option("--access-log", is_flag=True, **_env("ACCESS_LOG"), help="Log every request.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    **_env("LOG_FORMAT"),
+    help="json: one object per line.",
+)
 def gateway(
     upstream: str,
     listen: str,
@@ -179,11 +188,10 @@ def gateway(
     metrics_path: str,
     log_level: str,
     access_log: bool,
+    log_format: str,
 ) -> None:
     """Reverse-proxy to --upstream, passing tokens through (bypass) or validating them."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(log_level, log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every URL at INFO
     try:
         host, port = parse_listen(listen)
@@ -224,6 +232,7 @@ def gateway(
         lifespan="on",
         access_log=access_log,
         log_level=log_level,
+        log_config=None,  # our handler (text or JSON) for uvicorn's loggers too
         proxy_headers=False,  # the client address is the peer's: it goes into X-Forwarded-For
         server_header=False,  # the upstream's Server and Date pass through instead
         date_header=False,
