@@ -161,6 +161,7 @@ def test_cli_reads_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "port": 8123,
         "log_level": "info",
         "access_log": False,
+        "log_config": None,
     }
     settings = captured["settings"]
     assert (settings.timeouts.total, settings.timeouts.read, settings.timeouts.connect) == (
