@@ -221,6 +221,7 @@ class AuthorizationServer:
     async def shutdown(self) -> None:
         """Stop background work and close the store."""
         self._closing.set()
+        self.endpoints.body.close()
         await self.hub.stop()
         if self._purger is not None:
             self._purger.cancel()

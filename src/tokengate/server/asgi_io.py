@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from tokengate.core.errors import InvalidRequest, RequestTooLarge
@@ -16,7 +16,10 @@ Send = Callable[[Message], Awaitable[None]]
 
 # The peer address travels with the headers under a name no HTTP field can have.
 PEER = ":peer"
-_WANTED = frozenset({b"authorization", b"content-type", b"content-length", b"x-request-id"})
+_WANTED = {
+    name.encode(): name
+    for name in ("authorization", "content-type", "content-length", "x-request-id")
+}
 
 
 class ClientDisconnected(Exception):
@@ -27,9 +30,8 @@ def request_headers(scope: Scope) -> dict[str, str]:
     """The few headers the endpoints read, lower-cased; a repeated one is an error."""
     found: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.lower()
-        if name in _WANTED:
-            key = name.decode()
+        key = _WANTED.get(raw_name) or _WANTED.get(raw_name.lower())
+        if key is not None:
             if key in found:
                 raise InvalidRequest(f"repeated {key} header")
             found[key] = raw_value.decode("latin-1")
@@ -39,41 +41,69 @@ def request_headers(scope: Scope) -> dict[str, str]:
     return found
 
 
-async def read_body(receive: Receive, headers: dict[str, str], limit: int, timeout: float) -> bytes:
-    """The whole body, refusing more than `limit` bytes (413) or a slow sender (408-ish 400)."""
-    declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise (
-            RequestTooLarge("request body too large")
-            if declared.isdigit()
-            else InvalidRequest("invalid Content-Length")
-        )
-    return await _within(timeout, _collect(receive, limit))
+class BodyReader:
+    """Reads request bodies under a size limit and a deadline.
 
-
-async def _within(timeout: float, work: Coroutine[Any, Any, bytes]) -> bytes:
-    """`asyncio.timeout` for the hot path: one timer handle instead of a context manager.
-
-    A timeout becomes `InvalidRequest`; a cancellation from elsewhere stays a cancellation.
+    Slow senders are cut off by one periodic sweep over the reads in progress rather than a
+    timer per request: registering a read is a dictionary insert, where `call_later` plus
+    cancel cost more than the rest of reading a small body. A read is cancelled between
+    `timeout` and `timeout + timeout / SWEEPS_PER_TIMEOUT` seconds after it started.
     """
-    task = asyncio.current_task()
-    assert task is not None
-    fired = False
 
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
+    SWEEPS_PER_TIMEOUT = 8
 
-    handle = asyncio.get_running_loop().call_later(timeout, expire)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if fired and task.uncancel() == 0:
-            raise InvalidRequest("request body not received in time") from None
-        raise
-    finally:
-        handle.cancel()
+    def __init__(self, limit: int, timeout: float) -> None:
+        self.limit = limit
+        self.timeout = timeout
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeping: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def read(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        """The whole body, refusing more than `limit` bytes (413) or a slow sender (400)."""
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            raise (
+                RequestTooLarge("request body too large")
+                if declared.isdigit()
+                else InvalidRequest("invalid Content-Length")
+            )
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        self._due[task] = loop.time() + self.timeout
+        if self._sweeping is None or self._loop is not loop:
+            self._loop = loop
+            self._sweeping = loop.call_later(self.timeout / self.SWEEPS_PER_TIMEOUT, self._sweep)
+        try:
+            return await _collect(receive, self.limit)
+        except asyncio.CancelledError:
+            if task in self._expired and task.uncancel() == 0:
+                raise InvalidRequest("request body not received in time") from None
+            raise
+        finally:
+            del self._due[task]
+            self._expired.discard(task)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, due in self._due.items():
+            if due <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._sweeping = (
+            loop.call_later(self.timeout / self.SWEEPS_PER_TIMEOUT, self._sweep)
+            if self._due
+            else None
+        )
+
+    def close(self) -> None:
+        """Stop sweeping (reads still in progress are no longer timed)."""
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
 
 
 async def _collect(receive: Receive, limit: int) -> bytes:

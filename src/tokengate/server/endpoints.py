@@ -16,7 +16,7 @@ from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
 from tokengate.core.models import Client
 from tokengate.core.responses import Response, json_response
-from tokengate.server.asgi_io import PEER, Receive, read_body
+from tokengate.server.asgi_io import PEER, BodyReader, Receive
 from tokengate.server.auth_cache import AuthCache
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.settings import Settings
@@ -49,6 +49,7 @@ class Endpoints:
         self.metrics = metrics or ServerMetrics()
         self.on_revocation = on_revocation
         self.auth_cache = AuthCache()
+        self.body = BodyReader(settings.max_body_bytes, settings.body_timeout)
         self.throttle = AuthThrottle(settings.throttle)
         self.token_cache = TokenCache(is_trusted=cache_trusted)
 
@@ -56,9 +57,7 @@ class Endpoints:
         content_type = headers.get("content-type")
         if content_type is not None:
             check_content_type(content_type)
-        body = await read_body(
-            receive, headers, self.settings.max_body_bytes, self.settings.body_timeout
-        )
+        body = await self.body.read(receive, headers)
         if content_type is None and body:
             check_content_type(None)
         return parse_form(body)
