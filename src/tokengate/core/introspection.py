@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokengate.core.credentials import hash_value, is_access_token_format
+from tokengate.core.credentials import is_access_token_format
 from tokengate.core.errors import InvalidRequest
 from tokengate.core.forms import single
 from tokengate.core.models import AccessToken, Client
@@ -13,16 +13,21 @@ from tokengate.core.scopes import format_scope
 INACTIVE: dict[str, Any] = {"active": False}
 
 
-def token_hash_to_look_up(form: dict[str, list[str]]) -> str | None:
-    """§2.1: `token` is required; a value that cannot be ours needs no lookup (None).
+def presented_token(form: dict[str, list[str]]) -> str:
+    """§2.1: `token` is required.
 
-    `token_type_hint` is accepted and ignored: we issue access tokens only, so every
-    search covers every type we have (§2.1 "MUST extend its search").
+    `token_type_hint` is accepted and ignored: we issue access tokens only, so every search
+    covers every type we have (§2.1 "MUST extend its search").
     """
     token = single(form, "token")
     if token is None:
         raise InvalidRequest("missing token")
-    return hash_value(token) if is_access_token_format(token) else None
+    return token
+
+
+def worth_looking_up(token: str) -> bool:
+    """False for a value that cannot be one of our tokens: no storage read is needed."""
+    return is_access_token_format(token)
 
 
 def visible_to(token: AccessToken, caller: Client) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
+from tokengate.core.credentials import hash_value
 from tokengate.core.errors import InvalidClient
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
@@ -27,7 +28,6 @@ from tokengate.storage.base import StaleClient, Store
 Clock = Callable[[], float]
 _PUBLIC_CACHE = ((b"cache-control", b"public, max-age=300"),)
 _INACTIVE = json_response(200, introspection.INACTIVE)
-_JSON_NO_STORE = _INACTIVE.headers
 
 
 class Endpoints:
@@ -103,19 +103,21 @@ class Endpoints:
         """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""
         form = await self._form(receive, headers)
         caller = await self.introspecting_client(headers, form)
-        token_hash = introspection.token_hash_to_look_up(form)
+        token = introspection.presented_token(form)
+        token_hash = hash_value(token)
         metrics = self.metrics
-        if token_hash is None:
-            metrics.introspected_inactive.inc()
-            return _INACTIVE
         now = self.clock()
+        # A hit needs no format check: only well-formed tokens read from storage are cached.
         cached = self.token_cache.get(token_hash)
         if cached is not None:
             metrics.cache_hits.inc()
-            token, body = cached
-            if token.is_active(now) and introspection.visible_to(token, caller):
+            record, response = cached
+            if record.is_active(now) and introspection.visible_to(record, caller):
                 metrics.introspected_active.inc()
-                return Response(200, body, _JSON_NO_STORE)
+                return response
+            metrics.introspected_inactive.inc()
+            return _INACTIVE
+        if not introspection.worth_looking_up(token):
             metrics.introspected_inactive.inc()
             return _INACTIVE
         metrics.cache_misses.inc()
@@ -127,7 +129,7 @@ class Endpoints:
         metrics.introspected_active.inc()
         response = json_response(200, claims)
         if stored is not None:
-            self.token_cache.put(stored, response.body)
+            self.token_cache.put(stored, response)
         return response
 
     async def introspecting_client(

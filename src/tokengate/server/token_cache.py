@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tokengate.core.models import AccessToken, EventKind, RevocationEvent
+from tokengate.core.responses import Response
 
-Entry = tuple[AccessToken, bytes]
+Entry = tuple[AccessToken, Response]
 
 
 class TokenCache:
-    """token_hash → (`AccessToken`, its encoded active introspection body), bounded by count.
+    """token_hash → (`AccessToken`, its active introspection response), bounded by count.
 
-    Keeping the encoded body makes a hit cost a dictionary lookup and a clock comparison.
+    Keeping the finished response makes a hit cost a dictionary lookup and a clock comparison.
     """
 
     def __init__(self, max_entries: int = 100_000, is_trusted: Callable[[], bool] = lambda: True):
@@ -34,13 +35,13 @@ class TokenCache:
             return None
         return self._entries.get(token_hash)
 
-    def put(self, token: AccessToken, body: bytes) -> None:
+    def put(self, token: AccessToken, response: Response) -> None:
         """Remember a record read from storage (only unrevoked ones are worth keeping)."""
         if token.revoked_at is not None:
             return
         if len(self._entries) >= self.max_entries:
             del self._entries[next(iter(self._entries))]
-        self._entries[token.token_hash] = (token, body)
+        self._entries[token.token_hash] = (token, response)
 
     def drop(self, token_hash: str) -> None:
         """Forget one token (revoked by this process)."""
