@@ -82,6 +82,7 @@ def main() -> None:
         "--http",
         "httptools",
         "--no-access-log",
+        "--no-proxy-headers",  # as `tokengate serve` (proxy_headers=False)
         "--log-level",
         "warning",
     ]

@@ -46,8 +46,9 @@ class BodyReader:
 
     Slow senders are cut off by one periodic sweep over the reads in progress rather than a
     timer per request: registering a read is a dictionary insert, where `call_later` plus
-    cancel cost more than the rest of reading a small body. A read is cancelled between
-    `timeout` and `timeout + timeout / SWEEPS_PER_TIMEOUT` seconds after it started.
+    cancel cost more than the rest of reading a small body. The sweep runs every
+    `timeout / SWEEPS_PER_TIMEOUT` seconds and counts ticks, so a read is cancelled between
+    `timeout` and `timeout * (1 + 1 / SWEEPS_PER_TIMEOUT)` seconds after it started.
     """
 
     SWEEPS_PER_TIMEOUT = 8
@@ -55,15 +56,17 @@ class BodyReader:
     def __init__(self, limit: int, timeout: float) -> None:
         self.limit = limit
         self.timeout = timeout
-        self._due: dict[asyncio.Task[Any], float] = {}
+        self._tick = 0  # sweeps so far
+        self._started: dict[asyncio.Task[Any], int] = {}  # read in progress → tick it began
         self._expired: set[asyncio.Task[Any]] = set()
         self._sweeping: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def read(self, receive: Receive, headers: dict[str, str]) -> bytes:
         """The whole body, refusing more than `limit` bytes (413) or a slow sender (400)."""
+        limit = self.limit
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise (
                 RequestTooLarge("request body too large")
                 if declared.isdigit()
@@ -71,55 +74,52 @@ class BodyReader:
             )
         task = asyncio.current_task()
         assert task is not None
-        loop = asyncio.get_running_loop()
-        self._due[task] = loop.time() + self.timeout
-        if self._sweeping is None or self._loop is not loop:
-            self._loop = loop
-            self._sweeping = loop.call_later(self.timeout / self.SWEEPS_PER_TIMEOUT, self._sweep)
+        self._started[task] = self._tick
+        if self._sweeping is None or self._loop is not task.get_loop():
+            self._start_sweeping(task.get_loop())
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return await _collect(receive, self.limit)
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise RequestTooLarge("request body too large")
+                if not message.get("more_body", False):
+                    return b"".join(chunks) + chunk if chunks else chunk
+                chunks.append(chunk)
         except asyncio.CancelledError:
             if task in self._expired and task.uncancel() == 0:
                 raise InvalidRequest("request body not received in time") from None
             raise
         finally:
-            del self._due[task]
+            del self._started[task]
             self._expired.discard(task)
 
+    def _start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._sweeping = loop.call_later(self.timeout / self.SWEEPS_PER_TIMEOUT, self._sweep)
+
     def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for task, due in self._due.items():
-            if due <= now and task not in self._expired:
+        self._tick += 1
+        oldest = self._tick - self.SWEEPS_PER_TIMEOUT
+        for task, started in self._started.items():
+            if started <= oldest and task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
-        self._sweeping = (
-            loop.call_later(self.timeout / self.SWEEPS_PER_TIMEOUT, self._sweep)
-            if self._due
-            else None
-        )
+        if self._started and self._loop is not None:
+            self._start_sweeping(self._loop)
+        else:
+            self._sweeping = None
 
     def close(self) -> None:
         """Stop sweeping (reads still in progress are no longer timed)."""
         if self._sweeping is not None:
             self._sweeping.cancel()
             self._sweeping = None
-
-
-async def _collect(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge("request body too large")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def send_response(

@@ -27,7 +27,10 @@ from tokengate.storage.base import StaleClient, Store
 
 Clock = Callable[[], float]
 _PUBLIC_CACHE = ((b"cache-control", b"public, max-age=300"),)
-_INACTIVE = json_response(200, introspection.INACTIVE)
+# RFC 7662 answers are never cached (`no-store`); `Pragma` is RFC 6749 §5.1's rule for token
+# responses only, and an obsolete HTTP/1.0 field (RFC 9111 §5.4), so it is left out here.
+_INTROSPECTION_HEADERS = ((b"cache-control", b"no-store"),)
+_INACTIVE = json_response(200, introspection.INACTIVE, _INTROSPECTION_HEADERS)
 
 
 class Endpoints:
@@ -74,14 +77,21 @@ class Endpoints:
             self.throttle.failed(creds.client_id, peer)
             raise
 
-    async def _authenticated(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
-        """The authenticated client, from the auth cache when the same Basic header was seen."""
+    def _cached_client(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client | None:
+        """The client a previous request authenticated with this same Basic header, if any."""
         authorization = headers.get("authorization")
         if authorization is None or "client_id" in form or "client_secret" in form:
-            return await self._client(headers, form)
-        client = self.auth_cache.get(authorization)
-        if client is None:
-            client = await self._client(headers, form)
+            return None
+        return self.auth_cache.get(authorization)
+
+    async def _authenticated(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
+        """The authenticated client, from the auth cache when the same Basic header was seen."""
+        client = self._cached_client(headers, form)
+        if client is not None:
+            return client
+        client = await self._client(headers, form)
+        authorization = headers.get("authorization")
+        if authorization is not None and "client_id" not in form and "client_secret" not in form:
             self.auth_cache.put(authorization, client)
         return client
 
@@ -102,7 +112,8 @@ class Endpoints:
     async def introspect(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""
         form = await self._form(receive, headers)
-        caller = await self.introspecting_client(headers, form)
+        caller = self._cached_client(headers, form) or await self._authenticated(headers, form)
+        self._check_may_introspect(caller)
         token = introspection.presented_token(form)
         token_hash = hash_value(token)
         metrics = self.metrics
@@ -110,24 +121,24 @@ class Endpoints:
         # A hit needs no format check: only well-formed tokens read from storage are cached.
         cached = self.token_cache.get(token_hash)
         if cached is not None:
-            metrics.cache_hits.inc()
+            metrics.cache_hits.value += 1
             record, response = cached
             if record.is_active(now) and introspection.visible_to(record, caller):
-                metrics.introspected_active.inc()
+                metrics.introspected_active.value += 1
                 return response
-            metrics.introspected_inactive.inc()
+            metrics.introspected_inactive.value += 1
             return _INACTIVE
         if not introspection.worth_looking_up(token):
-            metrics.introspected_inactive.inc()
+            metrics.introspected_inactive.value += 1
             return _INACTIVE
-        metrics.cache_misses.inc()
+        metrics.cache_misses.value += 1
         stored = await self.store.get_token(token_hash)
         claims = introspection.introspection_body(stored, caller, now, self.settings.issuer)
         if claims is introspection.INACTIVE:
-            metrics.introspected_inactive.inc()
+            metrics.introspected_inactive.value += 1
             return _INACTIVE
-        metrics.introspected_active.inc()
-        response = json_response(200, claims)
+        metrics.introspected_active.value += 1
+        response = json_response(200, claims, _INTROSPECTION_HEADERS)
         if stored is not None:
             self.token_cache.put(stored, response)
         return response
@@ -137,9 +148,12 @@ class Endpoints:
     ) -> Client:
         """RFC 7662 §2.1: only clients created with the introspect permission may ask."""
         caller = await self._authenticated(headers, form)
+        self._check_may_introspect(caller)
+        return caller
+
+    def _check_may_introspect(self, caller: Client) -> None:
         if not caller.can_introspect:
             raise client_auth.invalid_client(self.settings.realm, "client may not introspect")
-        return caller
 
     async def revoke(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7009 §2: 200 whether or not anything was revoked; durable before the 200."""
