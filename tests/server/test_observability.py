@@ -42,12 +42,26 @@ async def test_metrics_count_the_flow(harness: Harness) -> None:
 
 
 async def test_request_id_echoed_or_minted(harness: Harness) -> None:
-    """A well-formed X-Request-Id is echoed; a malformed one is replaced."""
+    """A well-formed X-Request-Id is echoed; a malformed one is replaced; without the access
+    log (the default) none is minted for a request that sent none (it would name no log line)."""
     good = await harness.http.get("/healthz", headers={"X-Request-Id": "abc-123"})
     assert good.headers["x-request-id"] == "abc-123"
     bad = await harness.http.get("/healthz", headers={"X-Request-Id": "a\tb c"})
     assert bad.headers["x-request-id"] != "a\tb c"
     assert bad.headers["x-request-id"]
+    assert "x-request-id" not in (await harness.http.get("/healthz")).headers
+
+
+async def test_request_id_minted_when_access_log_is_on() -> None:
+    """With the access log on, every response carries an id that its log line also carries."""
+    app = create_app(Settings(issuer=ISSUER, access_log=True), MemoryStore())
+    await app.startup()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        first = (await http.get("/healthz")).headers["x-request-id"]
+        second = (await http.get("/healthz")).headers["x-request-id"]
+    await app.shutdown()
+    assert first and second and first != second
 
 
 async def test_access_log_has_no_secrets(caplog: pytest.LogCaptureFixture) -> None:

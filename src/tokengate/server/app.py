@@ -130,22 +130,20 @@ class AuthorizationServer:
             response = error_response(exc)
         except Exception as exc:
             response = self._unexpected(exc)
-        request_id = self.request_ids.take(headers.get("x-request-id"))
-        body = response.body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    *response.headers,
-                    (b"content-length", b"%d" % len(body)),
-                    (b"x-request-id", request_id.encode("latin-1")),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        # X-Request-Id: the caller's is echoed (a malformed one replaced); one is minted for a
+        # request without one only when the access log is on, so that it names a log line.
+        incoming = headers.get("x-request-id")
+        response_headers = [*response.headers, (b"content-length", b"%d" % len(response.body))]
+        request_id = None
+        if incoming is not None or self.settings.access_log:
+            request_id = self.request_ids.take(incoming)
+            response_headers.append((b"x-request-id", request_id.encode("latin-1")))
+        status = response.status
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        body = b"" if method == "HEAD" else response.body
+        await send({"type": "http.response.body", "body": body})
         elapsed = time.perf_counter() - started
-        self.metrics.observe(path, response.status, elapsed)
+        self.metrics.observe(path, status, elapsed)
         if self.settings.access_log:
             access_log.info(
                 "%s %s %d", method, path, response.status,

@@ -30,7 +30,9 @@ def request_headers(scope: Scope) -> dict[str, str]:
     """The few headers the endpoints read, lower-cased; a repeated one is an error."""
     found: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
-        key = _WANTED.get(raw_name) or _WANTED.get(raw_name.lower())
+        key = _WANTED.get(raw_name)
+        if key is None and not raw_name.islower():  # ASGI servers lower-case names; most do
+            key = _WANTED.get(raw_name.lower())
         if key is not None:
             if key in found:
                 raise InvalidRequest(f"repeated {key} header")
@@ -39,6 +41,9 @@ def request_headers(scope: Scope) -> dict[str, str]:
     if client:
         found[PEER] = str(client[0])
     return found
+
+
+_EXPIRED = -1
 
 
 class BodyReader:
@@ -57,8 +62,8 @@ class BodyReader:
         self.limit = limit
         self.timeout = timeout
         self._tick = 0  # sweeps so far
-        self._started: dict[asyncio.Task[Any], int] = {}  # read in progress → tick it began
-        self._expired: set[asyncio.Task[Any]] = set()
+        # read in progress → the tick it began at, or _EXPIRED once the sweep cancelled it
+        self._started: dict[asyncio.Task[Any], int] = {}
         self._sweeping: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -74,9 +79,11 @@ class BodyReader:
             )
         task = asyncio.current_task()
         assert task is not None
-        self._started[task] = self._tick
-        if self._sweeping is None or self._loop is not task.get_loop():
-            self._start_sweeping(task.get_loop())
+        started = self._started
+        started[task] = self._tick
+        loop = task.get_loop()
+        if self._sweeping is None or self._loop is not loop:  # not yet, or an earlier loop's
+            self._start_sweeping(loop)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -92,12 +99,11 @@ class BodyReader:
                     return b"".join(chunks) + chunk if chunks else chunk
                 chunks.append(chunk)
         except asyncio.CancelledError:
-            if task in self._expired and task.uncancel() == 0:
+            if started[task] == _EXPIRED and task.uncancel() == 0:
                 raise InvalidRequest("request body not received in time") from None
             raise
         finally:
-            del self._started[task]
-            self._expired.discard(task)
+            del started[task]
 
     def _start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -106,17 +112,20 @@ class BodyReader:
     def _sweep(self) -> None:
         self._tick += 1
         oldest = self._tick - self.SWEEPS_PER_TIMEOUT
-        for task, started in self._started.items():
-            if started <= oldest and task not in self._expired:
-                self._expired.add(task)
+        started = self._started
+        for task, tick in started.items():
+            if tick != _EXPIRED and tick <= oldest:
+                started[task] = _EXPIRED  # updating a present key: safe while iterating
                 task.cancel()
-        if self._started and self._loop is not None:
-            self._start_sweeping(self._loop)
+        loop = self._loop
+        if started and loop is not None and not loop.is_closed():
+            self._start_sweeping(loop)
         else:
             self._sweeping = None
 
     def close(self) -> None:
-        """Stop sweeping (reads still in progress are no longer timed)."""
+        """Stop sweeping (reads still in progress are no longer timed); reads after this
+        start a new sweep on their own loop."""
         if self._sweeping is not None:
             self._sweeping.cancel()
             self._sweeping = None

@@ -60,7 +60,10 @@ class Count:
 
 
 @dataclass
-class _Latency:
+class _Series:
+    """One endpoint's requests: counts by status and a latency histogram."""
+
+    statuses: dict[int, int] = field(default_factory=dict)
     buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
     total: float = 0.0
 
@@ -79,25 +82,21 @@ class ServerMetrics:
         self.cache_misses = Count()
         self.event_subscribers = Count()
         self.auth_failures: dict[str, Count] = {}
-        self._requests: dict[tuple[str, int], Count] = {}
-        self._latency: dict[str, _Latency] = {}
+        # Keyed by the request path of each known endpoint (one lookup per request); every
+        # other path shares one series, so arbitrary paths cannot grow the map.
+        self._series = {path: _Series() for path in ENDPOINTS}
+        self._other = _Series()
         self._gauges: list[tuple[str, str, Callable[[], float]]] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Exporter(self))
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """Count one finished request and its latency."""
-        endpoint = ENDPOINTS.get(path, "other")
-        key = (endpoint, status)
-        count = self._requests.get(key)
-        if count is None:
-            count = self._requests[key] = Count()
-        count.value += 1
-        latency = self._latency.get(endpoint)
-        if latency is None:
-            latency = self._latency[endpoint] = _Latency()
-        latency.buckets[bisect_left(BUCKETS, seconds)] += 1
-        latency.total += seconds
+        series = self._series.get(path) or self._other
+        statuses = series.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        series.buckets[bisect_left(BUCKETS, seconds)] += 1
+        series.total += seconds
 
     def auth_failed(self, path: str) -> None:
         """Count a failed client authentication at an endpoint."""
@@ -151,15 +150,21 @@ class ServerMetrics:
             "HTTP requests by endpoint and status",
             labels=["endpoint", "status"],
         )
-        for (endpoint, status), count in sorted(self._requests.items()):
-            requests.add_metric([endpoint, str(status)], count.value)
+        named = sorted(
+            (*((ENDPOINTS[p], s) for p, s in self._series.items()), ("other", self._other))
+        )
+        for endpoint, series in named:
+            for status, count in sorted(series.statuses.items()):
+                requests.add_metric([endpoint, str(status)], count)
         yield requests
         latency = HistogramMetricFamily(
             "tokengate_http_request_duration_seconds",
             "Request latency by endpoint",
             labels=["endpoint"],
         )
-        for endpoint, data in sorted(self._latency.items()):
+        for endpoint, data in named:
+            if not data.statuses:
+                continue
             cumulative, running = [], 0
             for bound, n in zip((*map(str, BUCKETS), "+Inf"), data.buckets, strict=True):
                 running += n
