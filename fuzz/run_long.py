@@ -2,7 +2,7 @@
 
 Runs, one pytest process each, with TOKENGATE_FUZZ_EXAMPLES=N (default 100000):
 
-* the authorization server, in process (tests/server/test_fuzz.py): N per path, 10 paths;
+* the authorization server, in process (tests/server/test_fuzz.py): N per path, 11 paths;
 * the resource-server middleware (tests/resource/test_fuzz_middleware.py): N requests, and
   N/4 WebSocket handshakes;
 * the gateway (tests/gateway/test_fuzz_gateway.py): N per mode (bypass, introspect).

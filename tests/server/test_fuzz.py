@@ -30,7 +30,7 @@ ERROR_CODES = {
 }  # fmt: skip
 PATHS = ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke",
          "/.well-known/oauth-authorization-server", "/healthz", "/metrics", "/openapi.json",
-         "/nope", "/oauth2/token/", "//oauth2/token"]  # fmt: skip
+         "/oauth2/events", "/nope", "/oauth2/token/", "//oauth2/token"]  # fmt: skip
 PARAMS = ["grant_type", "scope", "resource", "token", "token_type_hint", "client_id",
           "client_secret", "x"]  # fmt: skip
 
@@ -96,7 +96,9 @@ def _call(
     chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)] or [b""]
 
     async def receive() -> dict[str, Any]:
-        chunk = chunks.pop(0) if chunks else b""
+        if not chunks:  # the whole request was read: the client hangs up (ends event streams)
+            return {"type": "http.disconnect"}
+        chunk = chunks.pop(0)
         return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
 
     async def send(message: dict[str, Any]) -> None:
