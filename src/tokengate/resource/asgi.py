@@ -46,6 +46,8 @@ class TokenGateMiddleware:
         self.policy = policy if policy is not None else Policy.protect("/**")
         self.token_header = token_header
         self.realm = realm
+        # Only these headers can carry the token; the others are never decoded.
+        self._token_headers = frozenset({b"authorization", token_header.lower().encode("latin-1")})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -57,7 +59,9 @@ class TokenGateMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            token = resolve_token(_headers(scope), token_header=self.token_header)
+            token = resolve_token(
+                _headers(scope, self._token_headers), token_header=self.token_header
+            )
             claims = await self.validator.validate(token, requirement.scopes)
         except BearerError as error:
             await _refuse(scope, send, render_error(error, self.realm))
@@ -66,8 +70,13 @@ class TokenGateMiddleware:
         await self.app({**scope, "auth": claims, "state": state}, receive, send)
 
 
-def _headers(scope: Scope) -> list[tuple[str, str]]:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+def _headers(scope: Scope, wanted: frozenset[bytes]) -> list[tuple[str, str]]:
+    """The request headers named in `wanted` (lower-case), decoded."""
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope["headers"]
+        if name in wanted or (not name.islower() and name.lower() in wanted)
+    ]
 
 
 async def _refuse(scope: Scope, send: Send, response: ErrorResponse) -> None:

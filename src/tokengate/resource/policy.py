@@ -35,7 +35,7 @@ class Requirement:
 class Rule:
     """A path pattern, optionally restricted to some methods, and what it requires."""
 
-    __slots__ = ("_regex", "methods", "pattern", "public", "scopes")
+    __slots__ = ("_regex", "methods", "pattern", "public", "requirement", "scopes")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class Rule:
         self.scopes = frozenset(scopes)
         self.methods = None if methods is None else _with_head({m.upper() for m in methods})
         self.public = public
+        self.requirement = None if public else Requirement(self.scopes)
         self._regex = compile_pattern(pattern)
 
     def matches(self, method: str, path: str) -> bool:
@@ -63,12 +64,19 @@ class Rule:
 
 
 class Policy:
-    """An ordered list of rules; the first rule matching a request decides."""
+    """An ordered list of rules; the first rule matching a request decides.
 
-    __slots__ = ("rules",)
+    Decisions are memoized per (method, path, raw path): a pure function of the request line,
+    asked on every request, mostly for the same few paths. The memo is bounded (cleared when
+    full), since paths are chosen by clients.
+    """
+
+    __slots__ = ("_memo", "rules")
+    MEMO_ENTRIES = 4096
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
+        self._memo: dict[tuple[str, str, bytes | None], Requirement | None] = {}
 
     @classmethod
     def protect(cls, *patterns: str, scopes: Iterable[str] = ()) -> Policy:
@@ -84,18 +92,33 @@ class Policy:
         `raw_path` (ASGI's, still percent-encoded) adds the readings of a router that resolves
         dot segments before decoding, as RFC 3986 orders it: `/x%2Fy/../admin` is `/admin`.
         """
-        plain_raw = raw_path is None or (b"/." not in raw_path and b"%" not in raw_path)
-        candidates = _candidates(path) if plain_raw else _with_raw(path, raw_path or b"")
+        key = (method, path, raw_path)
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        decided = self._decide(method, path, raw_path)
+        if len(memo) >= self.MEMO_ENTRIES:
+            memo.clear()
+        memo[key] = decided
+        return decided
+
+    def _decide(self, method: str, path: str, raw_path: bytes | None) -> Requirement | None:
+        # Tested as text: on CPython 3.11 `bytes in bytes` costs ~0.5 µs, `str in str` ~40 ns.
+        raw = None if raw_path is None else raw_path.decode("latin-1")
+        plain_raw = raw is None or ("/." not in raw and "%" not in raw)
+        candidates = _candidates(path) if plain_raw else _with_raw(path, raw or "")
         found = [self._first(method, candidate) for candidate in candidates]
         protected = [req for req in found if req is not None]
         if not protected:
             return None
+        if len(protected) == 1:
+            return protected[0]
         return Requirement(frozenset().union(*(req.scopes for req in protected)))
 
     def _first(self, method: str, path: str) -> Requirement | None:
         for rule in self.rules:
             if rule.matches(method, path):
-                return None if rule.public else Requirement(rule.scopes)
+                return rule.requirement
         return None
 
 
@@ -140,9 +163,9 @@ _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _KEPT_ESCAPES = frozenset({"2f", "5c", "25"})  # `/`, `\\` and `%` stay encoded
 
 
-def _with_raw(path: str, raw_path: bytes) -> tuple[str, ...]:
-    """`_candidates(path)`, plus the readings of `raw_path` resolved first and decoded after."""
-    raw = raw_path.decode("latin-1")
+def _with_raw(path: str, raw: str) -> tuple[str, ...]:
+    """`_candidates(path)`, plus the readings of the raw path (latin-1 decoded, still
+    percent-encoded) resolved first and decoded after."""
     bases = [raw, _ESCAPE.sub(_unreserved, raw)] if "%" in raw else [raw]  # `%2E%2E` is `..`
     # Without dot segments, resolving before or after decoding reads the same.
     dotted = [base for base in bases if "/." in base or base.startswith(".")]
