@@ -115,3 +115,18 @@ def test_protect_shortcut() -> None:
     assert policy.requirement("GET", "/b") == Requirement(frozenset({"admin"}))
     assert policy.requirement("GET", "/c") is None
     assert "admin" in repr(policy.rules[0])
+
+
+def test_decisions_are_memoized_within_a_bound() -> None:
+    """Repeated paths are answered from the memo, identically; client-chosen paths cannot
+    grow it past its bound."""
+    policy = Policy.protect("/auth-api/**", scopes=["read"])
+    first = policy.requirement("GET", "/auth-api/x", b"/auth-api/x")
+    assert first == Requirement(frozenset({"read"}))
+    assert policy.requirement("GET", "/auth-api/x", b"/auth-api/x") is first
+    assert policy.requirement("GET", "/public", b"/public") is None
+    for i in range(Policy.MEMO_ENTRIES * 2):
+        path = f"/auth-api/{i}"
+        assert policy.requirement("GET", path, path.encode()) == first
+        assert len(policy._memo) <= Policy.MEMO_ENTRIES
+    assert policy.requirement("GET", "/auth-api/../admin", b"/auth-api/../admin") == first
