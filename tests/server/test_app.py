@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import httpx
 import pytest
@@ -111,9 +112,12 @@ async def test_slow_body_times_out() -> None:
         "path": "/oauth2/token",
         "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
     }
+    started = time.monotonic()
     await asyncio.wait_for(app(scope, receive, send), timeout=2)
+    waited = time.monotonic() - started
     assert sent[0]["status"] == 400
     assert b"not received in time" in sent[1]["body"]  # type: ignore[operator]
+    assert 0.2 <= waited < 0.2 * (1 + 1 / 8) + 0.1  # the timeout, plus at most one sweep
 
 
 async def test_expired_tokens_are_purged_in_the_background() -> None:

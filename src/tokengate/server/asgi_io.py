@@ -111,7 +111,10 @@ class BodyReader:
 
     def _sweep(self) -> None:
         self._tick += 1
-        oldest = self._tick - self.SWEEPS_PER_TIMEOUT
+        # A read registered at tick t has waited at least SWEEPS_PER_TIMEOUT full sweep
+        # intervals once the tick reaches t + SWEEPS_PER_TIMEOUT + 1 (the first interval may
+        # have been partly over when it began).
+        oldest = self._tick - self.SWEEPS_PER_TIMEOUT - 1
         started = self._started
         for task, tick in started.items():
             if tick != _EXPIRED and tick <= oldest:
