@@ -77,22 +77,29 @@ class Endpoints:
             self.throttle.failed(creds.client_id, peer)
             raise
 
-    def _cached_client(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client | None:
-        """The client a previous request authenticated with this same Basic header, if any."""
+    @staticmethod
+    def _cache_key(headers: dict[str, str], form: dict[str, list[str]]) -> str | None:
+        """The Basic header to key the auth cache by; None for credentials in the body."""
         authorization = headers.get("authorization")
         if authorization is None or "client_id" in form or "client_secret" in form:
             return None
-        return self.auth_cache.get(authorization)
+        return authorization
+
+    def _cached_client(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client | None:
+        """The client a previous request authenticated with this same Basic header, if any."""
+        key = self._cache_key(headers, form)
+        return None if key is None else self.auth_cache.get(key)
 
     async def _authenticated(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
         """The authenticated client, from the auth cache when the same Basic header was seen."""
-        client = self._cached_client(headers, form)
-        if client is not None:
-            return client
+        return self._cached_client(headers, form) or await self._authenticate(headers, form)
+
+    async def _authenticate(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
+        """Check the credentials (an auth-cache miss) and remember the client."""
         client = await self._client(headers, form)
-        authorization = headers.get("authorization")
-        if authorization is not None and "client_id" not in form and "client_secret" not in form:
-            self.auth_cache.put(authorization, client)
+        key = self._cache_key(headers, form)
+        if key is not None:
+            self.auth_cache.put(key, client)
         return client
 
     async def token(self, receive: Receive, headers: dict[str, str]) -> Response:
@@ -112,7 +119,7 @@ class Endpoints:
     async def introspect(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""
         form = await self._form(receive, headers)
-        caller = self._cached_client(headers, form) or await self._authenticated(headers, form)
+        caller = self._cached_client(headers, form) or await self._authenticate(headers, form)
         self._check_may_introspect(caller)
         token = introspection.presented_token(form)
         token_hash = hash_value(token)
