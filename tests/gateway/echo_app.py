@@ -16,7 +16,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
-from tokengate.resource.asgi import Receive, Scope, Send
+from tokengate.resource.adapters.asgi import Receive, Scope, Send
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

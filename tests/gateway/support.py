@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tokengate.gateway import Gateway, GatewaySettings, create_gateway
-from tokengate.resource.validator import Validator
+from tokengate.resource.runtime.validator import Validator
 
 UPSTREAM = "http://upstream.test:8000"
 CLIENT_ADDRESS = ("203.0.113.7", 4711)

@@ -7,12 +7,12 @@ import pytest
 
 from tests.gateway.support import echo, running, values
 from tokengate.gateway import ClaimHeader, build_policy, parse_scope_rule
-from tokengate.resource.asgi import Receive, Scope, Send, TokenGateMiddleware
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.errors import IntrospectionUnavailable
-from tokengate.resource.policy import Policy
+from tokengate.resource.adapters.asgi import Receive, Scope, Send, TokenGateMiddleware
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.errors import IntrospectionUnavailable
+from tokengate.resource.protocol.policy import Policy
 from tokengate.resource.testing import claims, static_validator
-from tokengate.resource.validator import Validator
+from tokengate.resource.runtime.validator import Validator
 
 pytestmark = pytest.mark.anyio
 

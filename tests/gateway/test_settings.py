@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tokengate.gateway import GatewaySettings, build_policy, parse_listen, parse_scope_rule
-from tokengate.resource.policy import Requirement
+from tokengate.resource.protocol.policy import Requirement
 
 
 @pytest.mark.parametrize(

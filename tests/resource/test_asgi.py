@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from tokengate.resource.asgi import Receive, Scope, Send, TokenGateMiddleware
-from tokengate.resource.factory import ValidatorSettings, create_validator
-from tokengate.resource.policy import Policy, Rule
+from tokengate.resource.adapters.asgi import Receive, Scope, Send, TokenGateMiddleware
+from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
+from tokengate.resource.protocol.policy import Policy, Rule
 from tokengate.resource.testing import FakeAuthorizationServer
-from tokengate.resource.validator import Validator
+from tokengate.resource.runtime.validator import Validator
 
 REALM = "test"
 

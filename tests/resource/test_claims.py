@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tokengate.resource.claims import INACTIVE, parse_claims
-from tokengate.resource.errors import InvalidIntrospectionResponse
+from tokengate.resource.protocol.claims import INACTIVE, parse_claims
+from tokengate.resource.protocol.errors import InvalidIntrospectionResponse
 
 # RFC 7662 §2.2, the example response.
 RFC_EXAMPLE: dict[str, Any] = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.decision import authorize
-from tokengate.resource.errors import InsufficientScope, InvalidToken
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.decision import authorize
+from tokengate.resource.protocol.errors import InsufficientScope, InvalidToken
 from tokengate.resource.testing import claims
 
 NOW = 1_000_000.0

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from tokengate.cli import example_rs
 from tokengate.resource.example import create_example_app
-from tokengate.resource.factory import ValidatorSettings, create_validator
+from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
 from tokengate.resource.testing import FakeAuthorizationServer
 
 ORIGIN = "https://spa.example"

@@ -13,9 +13,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tokengate.resource.asgi import TokenGateMiddleware
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.fastapi import (
+from tokengate.resource.adapters.asgi import TokenGateMiddleware
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.adapters.fastapi import (
     VALIDATOR_STATE_KEY,
     BearerHTTPException,
     bearer_exception_handler,
@@ -28,7 +28,7 @@ Dependency = Callable[[HTTPConnection], Awaitable[TokenClaims]]
 
 def test_module_does_not_import_fastapi() -> None:
     """Importing the dependency module never pulls FastAPI in."""
-    code = "import sys, tokengate.resource.fastapi; print('fastapi' in sys.modules)"
+    code = "import sys, tokengate.resource.adapters.fastapi; print('fastapi' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -26,13 +26,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tests.support.fuzzing import EXAMPLES, FUZZ, request_readings, segments, under
-from tokengate.resource.asgi import TokenGateMiddleware
-from tokengate.resource.claims import TokenClaims
+from tokengate.resource.adapters.asgi import TokenGateMiddleware
+from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.example import example_policy
-from tokengate.resource.introspection import IntrospectionClient
-from tokengate.resource.rfc7662 import ClientCredentials
+from tokengate.resource.runtime.client import IntrospectionClient
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 from tokengate.resource.testing import FakeAuthorizationServer
-from tokengate.resource.validator import Validator
+from tokengate.resource.runtime.validator import Validator
 
 REALM = "fuzz"
 AUDIENCE = "https://rs.test"

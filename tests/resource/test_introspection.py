@@ -10,16 +10,16 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tokengate.resource.errors import (
+from tokengate.resource.protocol.errors import (
     CircuitOpen,
     DiscoveryError,
     IntrospectionError,
     IntrospectionUnavailable,
     InvalidIntrospectionResponse,
 )
-from tokengate.resource.introspection import IntrospectionClient, SyncIntrospectionClient, Timeouts
-from tokengate.resource.resilience import CircuitBreaker, RetryPolicy
-from tokengate.resource.rfc7662 import (
+from tokengate.resource.runtime.client import IntrospectionClient, SyncIntrospectionClient, Timeouts
+from tokengate.resource.protocol.resilience import CircuitBreaker, RetryPolicy
+from tokengate.resource.protocol.rfc7662 import (
     ClientCredentials,
     HttpResponse,
     introspection_request,

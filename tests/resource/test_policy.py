@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tokengate.resource.policy import Policy, Requirement, Rule, compile_pattern
+from tokengate.resource.protocol.policy import Policy, Requirement, Rule, compile_pattern
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tokengate.core.credentials import hash_value
-from tokengate.resource.cache import MemoryTokenCache
-from tokengate.resource.claims import INACTIVE
-from tokengate.resource.redis_cache import RedisTokenCache
+from tokengate.resource.runtime.cache import MemoryTokenCache
+from tokengate.resource.protocol.claims import INACTIVE
+from tokengate.resource.runtime.redis import RedisTokenCache
 from tokengate.resource.testing import StaticIntrospector, claims
-from tokengate.resource.validator import Validator
+from tokengate.resource.runtime.validator import Validator
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.resource.errors import BearerError, InvalidRequest, MissingToken
-from tokengate.resource.resolver import MAX_TOKEN_LENGTH, resolve_token
+from tokengate.resource.protocol.errors import BearerError, InvalidRequest, MissingToken
+from tokengate.resource.protocol.resolver import MAX_TOKEN_LENGTH, resolve_token
 
 RFC_TOKEN = "mF_9.B5f-4.1JqM"  # RFC 6750 §2.1 example
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tokengate.resource.errors import (
+from tokengate.resource.protocol.errors import (
     BearerError,
     InsufficientScope,
     InvalidRequest,
@@ -14,7 +14,7 @@ from tokengate.resource.errors import (
     MissingToken,
     ServiceUnavailable,
 )
-from tokengate.resource.responses import render_error
+from tokengate.resource.protocol.responses import render_error
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from tokengate.resource.singleflight import SingleFlight, ThreadSingleFlight
+from tokengate.resource.runtime.singleflight import SingleFlight, ThreadSingleFlight
 
 
 @pytest.mark.anyio

@@ -19,11 +19,11 @@ from tests.support.fake_events import (
     until,
 )
 from tokengate.core.credentials import hash_value
-from tokengate.resource.cache import MemoryTokenCache
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.revocations import Backoff
-from tokengate.resource.rfc7662 import ClientCredentials
-from tokengate.resource.subscriber import (
+from tokengate.resource.runtime.cache import MemoryTokenCache
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.revocations import Backoff
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
+from tokengate.resource.runtime.subscriber import (
     CONNECTING,
     DISCONNECTED,
     LIVE,
@@ -32,7 +32,7 @@ from tokengate.resource.subscriber import (
     RevocationSubscriber,
 )
 from tokengate.resource.testing import FakeClock, StaticIntrospector, claims
-from tokengate.resource.validator import Validator
+from tokengate.resource.runtime.validator import Validator
 
 pytestmark = pytest.mark.anyio
 

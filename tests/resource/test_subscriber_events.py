@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tokengate.resource.revocations import (
+from tokengate.resource.protocol.revocations import (
     Backoff,
     EventsUnavailable,
     InvalidEvent,
@@ -19,7 +19,7 @@ from tokengate.resource.revocations import (
     parse_events_metadata,
     parse_notice,
 )
-from tokengate.resource.rfc7662 import ClientCredentials, HttpResponse
+from tokengate.resource.protocol.rfc7662 import ClientCredentials, HttpResponse
 
 ISSUER = "https://as.example"
 HASH = "ab" * 32

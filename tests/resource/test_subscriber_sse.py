@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.resource.sse import ServerSentEvent, SSEParser, StreamError
+from tokengate.resource.protocol.sse import ServerSentEvent, SSEParser, StreamError
 
 
 def parse(*chunks: bytes) -> tuple[list[ServerSentEvent], SSEParser]:

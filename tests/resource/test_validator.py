@@ -8,9 +8,9 @@ import anyio
 import pytest
 
 from tokengate.core.credentials import hash_value
-from tokengate.resource.cache import CachedClaims, MemoryTokenCache
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.errors import (
+from tokengate.resource.runtime.cache import CachedClaims, MemoryTokenCache
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.errors import (
     InsufficientScope,
     IntrospectionUnavailable,
     InvalidToken,
@@ -24,7 +24,7 @@ from tokengate.resource.testing import (
     static_sync_validator,
     static_validator,
 )
-from tokengate.resource.validator import SyncValidator, Validator
+from tokengate.resource.runtime.validator import SyncValidator, Validator
 
 
 class FlakyIntrospector(StaticIntrospector):

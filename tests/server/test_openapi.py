@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from tokengate.core.metadata import METADATA_PATH
+from tokengate.core.wire import METADATA_PATH
 from tokengate.server.app import AuthorizationServer, openapi_document
 
 from .conftest import Harness

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tokengate.resource.stats import Stats
+from tokengate.resource.runtime.stats import Stats
 
 EVENTS_URL = "https://as.example/oauth2/events"
 

@@ -1,6 +1,6 @@
 """Shared by the in-process fuzz suites: example counts, adversarial paths and a path oracle.
 
-The oracle recomputes, independently of `tokengate.resource.policy`, every path a router or
+The oracle recomputes, independently of `tokengate.resource.protocol.policy`, every path a router or
 proxy behind the middleware might route a request to (the readings `policy.py` documents): the
 path as sent, and combinations of one more percent-decoding, `\\` read as `/`, `;` path
 parameters dropped, then `.`/`..` segments resolved as RFC 3986 §5.2.4 says (empty segments

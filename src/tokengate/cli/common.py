@@ -30,10 +30,7 @@ def run_with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store named by `url`, run `action`, close the store."""
 
     async def main() -> T:
-        try:
-            store = open_store(url)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--database") from exc
+        store = store_for(url)
         await store.open()
         try:
             return await action(store)
@@ -41,6 +38,18 @@ def run_with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
             await store.close()
 
     return asyncio.run(main())
+
+
+def store_for(url: str) -> Store:
+    """The (unopened) store `--database` names; a usage error names a missing driver's extra."""
+    try:
+        return open_store(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--database") from exc
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"this database needs the {exc.name!r} package: pip install 'tokengate[postgres]'"
+        ) from None
 
 
 def read_secret_argument(value: str) -> str:

@@ -114,7 +114,7 @@ def create_client(database: str, name: str, *options: str) -> tuple[str, str]:
 def has_revocation_events() -> bool:
     """True once the resource-server library can follow revocation events."""
     with contextlib.suppress(ImportError):
-        from tokengate.resource.subscriber import RevocationSubscriber  # noqa: PLC0415, F401
+        from tokengate.resource.runtime.subscriber import RevocationSubscriber  # noqa: PLC0415, F401
 
         return True
     return False

@@ -7,11 +7,10 @@ from types import FrameType
 import click
 import uvicorn
 
-from tokengate.cli.common import database_option
+from tokengate.cli.common import database_option, store_for
 from tokengate.logs import configure_logging
 from tokengate.server import AuthorizationServer, Settings, create_app
 from tokengate.server.throttle import Limits
-from tokengate.storage import open_store
 
 
 @click.command()
@@ -61,10 +60,7 @@ def serve(
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     configure_logging(log_level, log_format)
-    try:
-        store = open_store(database)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--database") from exc
+    store = store_for(database)
     per_client, per_address = max_auth_failures
     settings = Settings(
         issuer=issuer or f"http://{host}:{port}",

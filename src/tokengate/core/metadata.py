@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-TOKEN_PATH = "/oauth2/token"
-INTROSPECT_PATH = "/oauth2/introspect"
-REVOKE_PATH = "/oauth2/revoke"
-EVENTS_PATH = "/oauth2/events"
-METADATA_PATH = "/.well-known/oauth-authorization-server"
+from tokengate.core.wire import (
+    EVENTS_METADATA_MEMBER,
+    EVENTS_PATH,
+    INTROSPECT_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+)
+
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
@@ -20,7 +23,7 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "token_endpoint": base + TOKEN_PATH,
         "introspection_endpoint": base + INTROSPECT_PATH,
         "revocation_endpoint": base + REVOKE_PATH,
-        "revocation_events_endpoint": base + EVENTS_PATH,
+        EVENTS_METADATA_MEMBER: base + EVENTS_PATH,
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

@@ -7,7 +7,10 @@ known only by the hash of their value (RFC 6749 §10.3, RFC 9700 §4.9.3).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from tokengate.core.wire import EventKind
+
+__all__ = ["AccessToken", "Client", "EventKind", "RevocationEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +45,6 @@ class AccessToken:
     def is_active(self, now: float) -> bool:
         """RFC 7662 §4: not revoked, not expired, already valid."""
         return self.revoked_at is None and self.issued_at <= now < self.expires_at
-
-
-class EventKind(StrEnum):
-    """Why tokens stopped being valid before their `exp`."""
-
-    TOKEN_REVOKED = "token_revoked"
-    CLIENT_DISABLED = "client_disabled"
-    CLIENT_DELETED = "client_deleted"
-    SECRET_ROTATED = "secret_rotated"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,24 +16,32 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 
+from tokengate.asgi.lifespan import serve_lifespan
+from tokengate.asgi.send import send_response
+from tokengate.asgi.types import ASGIApp, Receive, Scope, Send
+from tokengate.core.responses import Response
 from tokengate.gateway.metrics import GatewayMetrics, MeasuredApp
 from tokengate.gateway.proxy import Proxy
 from tokengate.gateway.settings import HEALTH_PATH, RESERVED_PREFIX, GatewaySettings
 from tokengate.gateway.target import ambiguous_target
 from tokengate.gateway.upstream import upstream_client
-from tokengate.resource.asgi import ASGIApp, Receive, Scope, Send, TokenGateMiddleware
-from tokengate.resource.errors import IntrospectionError
-from tokengate.resource.introspection import IntrospectionClient
+from tokengate.resource.adapters import require_validator
+from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.metrics import MetricsApp, metrics_registry
-from tokengate.resource.validator import Validator
+from tokengate.resource.runtime.validator import Validator
 
 logger = logging.getLogger("tokengate.gateway")
 
-_OK = b'{"status":"ok"}'
-_NOT_FOUND = b'{"error":"not_found","error_description":"reserved for the gateway"}'
-_AMBIGUOUS = (
+_JSON = ((b"content-type", b"application/json"), (b"cache-control", b"no-store"))
+_OK = Response(200, b'{"status":"ok"}', _JSON)
+_NOT_FOUND = Response(
+    404, b'{"error":"not_found","error_description":"reserved for the gateway"}', _JSON
+)
+_AMBIGUOUS = Response(
+    400,
     b'{"error":"invalid_request","error_description":'
-    b'"dot segments, encoded slashes and backslashes are not accepted in the path"}'
+    b'"dot segments, encoded slashes and backslashes are not accepted in the path"}',
+    _JSON,
 )
 
 
@@ -50,6 +58,8 @@ class Gateway:
     ) -> None:
         if (settings.mode == "introspect") != (validator is not None):
             raise ValueError("introspect mode needs a validator, bypass mode none")
+        if validator is not None:
+            require_validator(validator, "the gateway")
         self.settings = settings
         self.validator = validator
         self.background = background
@@ -81,16 +91,16 @@ class Gateway:
         elif scope["type"] != "http":
             await self.app(scope, receive, send)
         elif ambiguous_target(scope.get("raw_path") or scope["path"].encode("utf-8")):
-            await _json(send, 400, _AMBIGUOUS)
+            await send_response(send, _AMBIGUOUS)
         elif scope["path"].startswith(RESERVED_PREFIX):
             await self._reserved(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
     async def startup(self) -> None:
-        """Discover the introspection endpoint (best effort) and start background tasks."""
+        """Start the validator (revocation events, endpoint discovery) and background tasks."""
         if self.validator is not None:
-            await _warm_up(self.validator)
+            await self.validator.start()
             self._exit.push_async_callback(self.validator.aclose)
         self._exit.push_async_callback(self.client.aclose)
         for task in self.background:
@@ -101,38 +111,14 @@ class Gateway:
         await self._exit.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    logger.exception("gateway startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send, self.startup, self.shutdown, logger)
 
     async def _reserved(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path == self.settings.metrics_path:
             await self.metrics_app(scope, receive, send)
             return
-        status, body = (200, _OK) if path == HEALTH_PATH else (404, _NOT_FOUND)
-        await _json(send, status, body)
-
-
-async def _json(send: Send, status: int, body: bytes) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"cache-control", b"no-store"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await send_response(send, _OK if path == HEALTH_PATH else _NOT_FOUND)
 
 
 def create_gateway(
@@ -144,12 +130,3 @@ def create_gateway(
 ) -> Gateway:
     """The gateway app; `transport` replaces the upstream connection pool (tests)."""
     return Gateway(settings, validator=validator, transport=transport, background=background)
-
-
-async def _warm_up(validator: Validator) -> None:
-    client = validator.introspector
-    if isinstance(client, IntrospectionClient) and client.endpoint is None:
-        try:
-            await client.discover()
-        except IntrospectionError as exc:  # start anyway: discovery is retried per request
-            logger.warning("introspection endpoint discovery failed, will retry: %s", exc)

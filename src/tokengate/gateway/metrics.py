@@ -12,8 +12,8 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.registry import CollectorRegistry
 
+from tokengate.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from tokengate.gateway.upstream import GatewayError
-from tokengate.resource.asgi import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import anyio
 import httpx
 
+from tokengate.asgi.body import ClientDisconnected, body_chunks
+from tokengate.asgi.types import Receive, Scope, Send
 from tokengate.gateway.claims import ClaimHeader, claim_header_keys, render_claim_headers
 from tokengate.gateway.headers import downstream_response_headers, upstream_request_headers
 from tokengate.gateway.upstream import GatewayError, classify
-from tokengate.resource.asgi import Receive, Scope, Send
-from tokengate.resource.claims import TokenClaims
+from tokengate.resource.protocol.claims import TokenClaims
 
 OnUpstream = Callable[[float, GatewayError | None], None]
 
@@ -31,10 +32,6 @@ logger = logging.getLogger("tokengate.gateway")
 
 _SMALL_BODY = 64 * 1024  # bodies up to this size are relayed without a disconnect watcher
 _NO_BODY = b""
-
-
-class ClientDisconnected(Exception):
-    """The client went away while its request body was being forwarded."""
 
 
 class Proxy:
@@ -94,7 +91,7 @@ class Proxy:
         if isinstance(claims, TokenClaims) and self.claim_headers:
             headers += render_claim_headers(claims, self.claim_headers)
         url = self.base.copy_with(raw_path=self._target(scope))
-        content = _body(receive) if _has_body(scope["headers"]) else _NO_BODY
+        content = body_chunks(receive) if _has_body(scope["headers"]) else _NO_BODY
         return httpx.Request(
             scope["method"],
             url,
@@ -140,18 +137,6 @@ class Proxy:
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)
-
-
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
 
 
 def _is_small(response: httpx.Response) -> bool:

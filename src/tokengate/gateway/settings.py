@@ -9,9 +9,9 @@ from typing import Literal
 import httpx
 
 from tokengate.gateway.claims import DEFAULT_CLAIM_HEADERS, ClaimHeader
-from tokengate.resource.policy import Policy, Rule
-from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
-from tokengate.resource.responses import DEFAULT_REALM
+from tokengate.resource.protocol.policy import Policy, Rule
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER
+from tokengate.resource.protocol.responses import DEFAULT_REALM
 
 Mode = Literal["bypass", "introspect"]
 RESERVED_PREFIX = "/_tokengate/"

@@ -1,97 +1,92 @@
 """Resource-server library: validate opaque bearer tokens by RFC 7662 introspection, cached.
 
-Quick start (any ASGI app)::
+Quick start (any ASGI app; WSGI apps such as Flask take `TokenGateWSGIMiddleware` the same way)::
 
-    settings = ValidatorSettings(client_id=..., client_secret=..., issuer="https://as.example")
+    settings = ValidatorSettings(issuer="https://as.example", client_id=..., client_secret=...)
     app = TokenGateMiddleware(app, create_validator(settings), policy=Policy.protect("/api/**"))
 
-Optional parts live in their own modules so importing this package stays light:
-`tokengate.resource.redis_cache` (shared cache), `tokengate.resource.fastapi` (dependency),
-`tokengate.resource.testing` (helpers for your tests), `tokengate.resource.example`.
-
-Instant revocation: `create_subscriber(validator, settings)` follows the authorization server's
-revocation events, evicting what they name; `start()` it with your app, `aclose()` at shutdown.
+The validator follows the authorization server's revocation events by default (a revoked
+token is refused at once, while cached answers last up to `max_ttl`). This is the one import
+path for users; the layers behind it are `protocol` (sans-I/O), `runtime` (the async core)
+and `adapters` (ASGI, WSGI, FastAPI). Names needing an optional dependency load on first use:
+`require_scopes`, `BearerHTTPException`, `bearer_exception_handler` (Starlette/FastAPI),
+`RedisTokenCache` (`tokengate[redis]`). Test helpers: `tokengate.resource.testing`.
 """
 
-from tokengate.resource.asgi import TokenGateMiddleware
-from tokengate.resource.cache import MemoryTokenCache, SharedTokenCache, fresh_until
-from tokengate.resource.claims import TokenClaims, parse_claims
-from tokengate.resource.decision import authorize
-from tokengate.resource.errors import (
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tokengate.resource.adapters.asgi import TokenGateMiddleware
+from tokengate.resource.adapters.wsgi import TokenGateWSGIMiddleware
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.errors import (
     BearerError,
-    CircuitOpen,
-    DiscoveryError,
     InsufficientScope,
     IntrospectionError,
-    IntrospectionUnavailable,
-    InvalidIntrospectionResponse,
     InvalidRequest,
     InvalidToken,
     MissingToken,
     ServiceUnavailable,
 )
-from tokengate.resource.factory import (
-    ValidatorSettings,
-    create_subscriber,
-    create_sync_validator,
-    create_validator,
-)
-from tokengate.resource.introspection import IntrospectionClient, SyncIntrospectionClient, Timeouts
-from tokengate.resource.policy import Policy, Requirement, Rule
-from tokengate.resource.resilience import CircuitBreaker, RetryPolicy
-from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER, resolve_token
-from tokengate.resource.responses import ErrorResponse, render_error
-from tokengate.resource.rfc7662 import ClientCredentials
-from tokengate.resource.singleflight import SingleFlight, ThreadSingleFlight
-from tokengate.resource.stats import Stats
-from tokengate.resource.subscriber import RevocationSubscriber, StreamTimeouts
-from tokengate.resource.validator import Introspector, SyncIntrospector, SyncValidator, Validator
-from tokengate.resource.wsgi import TokenGateWSGIMiddleware
+from tokengate.resource.protocol.policy import Policy, Requirement, Rule
+from tokengate.resource.protocol.resilience import RetryPolicy
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER
+from tokengate.resource.runtime.cache import CachedClaims, SharedTokenCache
+from tokengate.resource.runtime.client import Timeouts
+from tokengate.resource.runtime.settings import ValidatorSettings
+from tokengate.resource.runtime.subscriber import StreamTimeouts
+from tokengate.resource.runtime.validator import Validator, create_validator
+
+if TYPE_CHECKING:
+    from tokengate.resource.adapters.fastapi import (
+        BearerHTTPException,
+        bearer_exception_handler,
+        require_scopes,
+    )
+    from tokengate.resource.runtime.redis import RedisTokenCache
 
 __all__ = [
     "DEFAULT_TOKEN_HEADER",
     "BearerError",
-    "CircuitBreaker",
-    "CircuitOpen",
-    "ClientCredentials",
-    "DiscoveryError",
-    "ErrorResponse",
+    "BearerHTTPException",
+    "CachedClaims",
     "InsufficientScope",
-    "IntrospectionClient",
     "IntrospectionError",
-    "IntrospectionUnavailable",
-    "Introspector",
-    "InvalidIntrospectionResponse",
     "InvalidRequest",
     "InvalidToken",
-    "MemoryTokenCache",
     "MissingToken",
     "Policy",
+    "RedisTokenCache",
     "Requirement",
     "RetryPolicy",
-    "RevocationSubscriber",
     "Rule",
     "ServiceUnavailable",
     "SharedTokenCache",
-    "SingleFlight",
-    "Stats",
     "StreamTimeouts",
-    "SyncIntrospectionClient",
-    "SyncIntrospector",
-    "SyncValidator",
-    "ThreadSingleFlight",
     "Timeouts",
     "TokenClaims",
     "TokenGateMiddleware",
     "TokenGateWSGIMiddleware",
     "Validator",
     "ValidatorSettings",
-    "authorize",
-    "create_subscriber",
-    "create_sync_validator",
+    "bearer_exception_handler",
     "create_validator",
-    "fresh_until",
-    "parse_claims",
-    "render_error",
-    "resolve_token",
+    "require_scopes",
 ]
+
+_LAZY = {
+    "BearerHTTPException": "tokengate.resource.adapters.fastapi",
+    "bearer_exception_handler": "tokengate.resource.adapters.fastapi",
+    "require_scopes": "tokengate.resource.adapters.fastapi",
+    "RedisTokenCache": "tokengate.resource.runtime.redis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the names that need an optional dependency only when asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokengate.resource' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -10,9 +10,7 @@ basic login. Routes: `GET /auth-api/hello` (scope `read`), `POST /auth-api/items
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,17 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tokengate.resource.asgi import TokenGateMiddleware
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.errors import IntrospectionError
-from tokengate.resource.introspection import IntrospectionClient
+from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.metrics import MetricsApp, metrics_registry
-from tokengate.resource.policy import Policy, Rule
-from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER
-from tokengate.resource.subscriber import RevocationSubscriber
-from tokengate.resource.validator import Validator
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.policy import Policy, Rule
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER
+from tokengate.resource.runtime.validator import Validator
 
-logger = logging.getLogger("tokengate.resource.example")
 REALM = "tokengate-example"
 
 
@@ -72,16 +66,11 @@ async def ping(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def status_endpoint(
-    validator: Validator, subscriber: RevocationSubscriber | None
-) -> Callable[[Request], Awaitable[JSONResponse]]:
+def status_endpoint(validator: Validator) -> Callable[[Request], Awaitable[JSONResponse]]:
     """GET /public/status: whether revocation events are followed, and the cache's numbers."""
 
     async def status(request: Request) -> JSONResponse:
-        events = {"state": "off"} if subscriber is None else subscriber.status()
-        cache = {"entries": len(validator.cache), "ttl_cap": validator.cache.ttl_cap}
-        stats = validator.stats.snapshot()
-        return JSONResponse({"revocation_events": events, "cache": cache, "stats": stats})
+        return JSONResponse(validator.status())
 
     return status
 
@@ -96,28 +85,14 @@ def create_example_app(
     *,
     token_header: str = DEFAULT_TOKEN_HEADER,
     cors_origins: Sequence[str] = (),
-    subscriber: RevocationSubscriber | None = None,
 ) -> Starlette:
-    """The example app; it owns `validator` and `subscriber`, started and closed with it."""
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await _warm_up(validator)
-        if subscriber is not None:
-            subscriber.start()
-        try:
-            yield
-        finally:
-            if subscriber is not None:
-                await subscriber.aclose()
-            await validator.aclose()
-
+    """The example app; its `TokenGateMiddleware` starts and closes `validator` with it."""
     routes = [
         Route("/auth-api/hello", hello, methods=["GET"]),
         Route("/auth-api/items", create_item, methods=["POST"]),
         Route("/auth-api/me", me, methods=["GET"]),
         Route("/public/ping", ping, methods=["GET"]),
-        Route("/public/status", status_endpoint(validator, subscriber), methods=["GET"]),
+        Route("/public/status", status_endpoint(validator), methods=["GET"]),
         Route("/metrics", MetricsApp(metrics_registry(validator)), methods=["GET"]),
     ]
     middleware = [
@@ -138,14 +113,4 @@ def create_example_app(
             realm=REALM,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-
-
-async def _warm_up(validator: Validator) -> None:
-    # Discover the introspection endpoint early, but start anyway: it is retried per request.
-    client = validator.introspector
-    if isinstance(client, IntrospectionClient) and client.endpoint is None:
-        try:
-            await client.discover()
-        except IntrospectionError as exc:
-            logger.warning("introspection endpoint discovery failed, will retry: %s", exc)
+    return Starlette(routes=routes, middleware=middleware)

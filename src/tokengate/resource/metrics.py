@@ -10,8 +10,7 @@ builds a `CollectorRegistry` per app, and `MetricsApp` serves one as a pure-ASGI
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,8 +21,11 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from tokengate.resource.stats import Counter, Stats
-from tokengate.resource.validator import Validator
+from tokengate.asgi.send import send_response
+from tokengate.asgi.types import Receive, Scope, Send
+from tokengate.core.responses import Response
+from tokengate.resource.runtime.stats import Counter, Stats
+from tokengate.resource.runtime.validator import Validator
 
 PREFIX = "tokengate_rs_"
 _BUCKET = re.compile(r"(?P<name>.+)_bucket_le_(?P<le>[^_]+)$")
@@ -42,11 +44,6 @@ _HELP = {
     "circuit_opened": "Times the introspection circuit breaker opened.",
     "circuit_state": "Introspection circuit breaker: 0 closed, 1 open, 2 half-open.",
 }
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class StatsCollector:
@@ -128,11 +125,8 @@ class MetricsApp:
             return
         accept = b",".join(v for k, v in scope["headers"] if k.lower() == b"accept")
         encoder, content_type = choose_encoder(accept.decode("latin-1"))
-        body = encoder(self.registry)
-        headers = [
+        headers = (
             (b"content-type", content_type.encode("latin-1")),
             (b"cache-control", b"no-store"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        )
+        await send_response(send, Response(200, encoder(self.registry), headers))

@@ -1,32 +1,37 @@
 """Helpers for testing code protected by tokengate, in your own test suite.
 
-* `FakeClock`: a settable clock for caches and validators, so tests never sleep.
+* `FakeClock`: a settable clock for validators, so tests never sleep.
 * `claims(...)` builds `TokenClaims` the way an introspection response would.
 * `StaticIntrospector` / `static_validator(...)`: a fixed token → claims table, no network.
-* `FakeAuthorizationServer`: an in-memory RFC 7662 + RFC 8414 server to put behind
-  `httpx.MockTransport` (`transport()` / `async_transport()`) or to run as an ASGI app,
-  with switchable failures (`down`, `timeout`, `garbage`, or an HTTP status) and call counters.
+* `HandlerTransport`: the runtime's HTTP transport answered by a function of yours (what
+  `httpx.MockTransport` is to httpx), for `create_validator(settings, transport=...)`.
+* `FakeAuthorizationServer`: an in-memory RFC 7662 + RFC 8414 server behind a
+  `HandlerTransport` (`transport()`) or served as an ASGI app, with switchable failures
+  (`down`, `timeout`, `garbage`, or an HTTP status) and call counters.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import inspect
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import anyio
-import httpx
 
-from tokengate.resource.asgi import Receive, Scope, Send
-from tokengate.resource.cache import MemoryTokenCache
-from tokengate.resource.claims import INACTIVE, TokenClaims, parse_claims
-from tokengate.resource.validator import SyncValidator, Validator
+from tokengate.asgi.types import Receive, Scope, Send
+from tokengate.resource.protocol.claims import INACTIVE, TokenClaims, parse_claims
+from tokengate.resource.protocol.rfc7662 import HttpRequest, HttpResponse
+from tokengate.resource.runtime.http import AttemptTimeouts, ConnectFailed, TimedOut
+from tokengate.resource.runtime.settings import ValidatorSettings
+from tokengate.resource.runtime.validator import Validator
 
 Failure = Literal["down", "timeout", "garbage"] | int
 TokenTable = Mapping[str, TokenClaims | Mapping[str, Any]]
@@ -70,38 +75,76 @@ class StaticIntrospector:
         self.calls += 1
         return self.tokens.get(token, INACTIVE)
 
+
+def static_validator(
+    tokens: TokenTable, *, clock: Callable[[], float] = time.time, **settings: Any
+) -> Validator:
+    """A `Validator` over `StaticIntrospector(tokens)` (no network, no revocation events);
+    `settings` are `ValidatorSettings` fields (e.g. `audience`, `max_ttl`)."""
+    options: dict[str, Any] = {"revocation_events": False, **settings}
+    config = ValidatorSettings(client_id="static", client_secret="static", **options)  # noqa: S106
+    offline = HandlerTransport(_refuse_network)
+    return Validator(
+        config, introspector=StaticIntrospector(tokens), transport=offline, clock=clock
+    )
+
+
+Handler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
+
+
+class HandlerTransport:
+    """An in-memory `HttpTransport`: every request is answered by `handler`.
+
+    The handler may raise `ConnectFailed` or `TimedOut` (`tokengate.resource.runtime.http`)
+    to play an unreachable or silent server. `requests` records what was sent.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[HttpRequest] = []
+        self.closed = False
+
+    async def request(self, request: HttpRequest, timeouts: AttemptTimeouts) -> HttpResponse:
+        """Answer `request` with the handler."""
+        self.requests.append(request)
+        answer = self.handler(request)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, request: HttpRequest, timeouts: AttemptTimeouts
+    ) -> AsyncIterator[WholeBody]:
+        """The handler's answer, its body as one chunk."""
+        yield WholeBody(await self.request(request, timeouts))
+
     async def aclose(self) -> None:
         """Nothing to release."""
+        self.closed = True
 
 
-class SyncStaticIntrospector:
-    """Blocking twin of `StaticIntrospector`."""
+@dataclass(frozen=True, slots=True)
+class WholeBody:
+    """A complete response seen as a stream (`HttpTransport.stream`)."""
 
-    def __init__(self, tokens: TokenTable | None = None) -> None:
-        self.tokens = {token: _as_claims(value) for token, value in (tokens or {}).items()}
-        self.calls = 0
+    response: HttpResponse
 
-    def introspect(self, token: str) -> TokenClaims:
-        """The table's claims for `token`, or inactive."""
-        self.calls += 1
-        return self.tokens.get(token, INACTIVE)
+    @property
+    def status(self) -> int:
+        """The status code."""
+        return self.response.status
 
-    def close(self) -> None:
-        """Nothing to release."""
+    @property
+    def content_type(self) -> str | None:
+        """The media type."""
+        return self.response.content_type
 
-
-def static_validator(tokens: TokenTable, *, clock: Callable[[], float] = time.time) -> Validator:
-    """A `Validator` over `StaticIntrospector(tokens)`."""
-    cache = MemoryTokenCache(clock=clock)
-    return Validator(StaticIntrospector(tokens), cache=cache, clock=clock)
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The whole body, once."""
+        yield self.response.body
 
 
-def static_sync_validator(
-    tokens: TokenTable, *, clock: Callable[[], float] = time.time
-) -> SyncValidator:
-    """A `SyncValidator` over `SyncStaticIntrospector(tokens)`."""
-    cache = MemoryTokenCache(clock=clock)
-    return SyncValidator(SyncStaticIntrospector(tokens), cache=cache, clock=clock)
+def _refuse_network(request: HttpRequest) -> HttpResponse:
+    raise ConnectFailed("no network in a static validator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,25 +201,24 @@ class FakeAuthorizationServer:
         """Make `token` inactive."""
         self.tokens.pop(token, None)
 
-    def transport(self) -> httpx.MockTransport:
-        """A transport for `httpx.Client` / `SyncIntrospectionClient`."""
-        return httpx.MockTransport(self.handle)
+    def transport(self) -> HandlerTransport:
+        """An in-memory transport to this server, for `create_validator(..., transport=)`."""
+        return HandlerTransport(self.handle)
 
-    def async_transport(self) -> httpx.MockTransport:
-        """A transport for `httpx.AsyncClient` / `IntrospectionClient` (honours `delay`)."""
-        return httpx.MockTransport(self.handle_async)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request (MockTransport handler)."""
-        self._raise_transport_failure(request)
-        answer = self.answer(request.method, request.url.path, request.headers, request.read())
-        return httpx.Response(answer.status, headers=list(answer.headers), content=answer.body)
-
-    async def handle_async(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request after `delay` seconds (async MockTransport handler)."""
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request after `delay` seconds (`HandlerTransport` handler)."""
         if self.delay:
             await anyio.sleep(self.delay)
-        return self.handle(request)
+        if self.failure == "down":
+            raise ConnectFailed("unreachable (connection refused)")
+        if self.failure == "timeout":
+            raise TimedOut("timed out")
+        headers = {name.lower(): value for name, value in request.headers}
+        answer = self.answer(request.method, urlsplit(request.url).path, headers, request.body)
+        found = {name.lower(): value for name, value in answer.headers}
+        return HttpResponse(
+            answer.status, answer.body, found.get("retry-after"), found.get("content-type")
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point, to serve the fake over a real socket (e.g. with uvicorn)."""
@@ -229,12 +271,6 @@ class FakeAuthorizationServer:
         if document is None or document.get("exp", float("inf")) <= self.clock():
             return _json(200, {"active": False})
         return _json(200, document)
-
-    def _raise_transport_failure(self, request: httpx.Request) -> None:
-        if self.failure == "down":
-            raise httpx.ConnectError("connection refused", request=request)
-        if self.failure == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
 
 
 def _json(status: int, document: Mapping[str, Any]) -> Answer:

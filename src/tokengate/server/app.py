@@ -13,6 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
+from tokengate.asgi.body import ClientDisconnected
+from tokengate.asgi.lifespan import serve_lifespan
+from tokengate.asgi.send import send_response
+from tokengate.asgi.types import Receive, Scope, Send
 from tokengate.core.errors import (
     InvalidClient,
     MethodNotAllowed,
@@ -20,27 +24,20 @@ from tokengate.core.errors import (
     ServerError,
     TemporarilyUnavailable,
 )
-from tokengate.core.metadata import (
+from tokengate.core.responses import Response, error_response, json_response
+from tokengate.core.wire import (
     EVENTS_PATH,
     INTROSPECT_PATH,
     METADATA_PATH,
     REVOKE_PATH,
     TOKEN_PATH,
 )
-from tokengate.core.responses import Response, error_response, json_response
 from tokengate.logs import RequestIds
-from tokengate.server.asgi_io import (
-    ClientDisconnected,
-    Receive,
-    Scope,
-    Send,
-    request_headers,
-    send_response,
-)
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
 from tokengate.server.events import EventHub
 from tokengate.server.metrics import ServerMetrics
+from tokengate.server.request_headers import request_headers
 from tokengate.server.settings import Settings
 from tokengate.server.stream import EventStream, start_position
 from tokengate.storage.base import Store
@@ -188,20 +185,7 @@ class AuthorizationServer:
         return error_response(ServerError())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:  # report, don't crash uvicorn's lifespan task
-                    log.exception("startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send, self.startup, self.shutdown, log)
 
     async def startup(self) -> None:
         """Open the store (creating the schema) and start the expired-token purger."""

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tokengate.asgi.body import BodyReader
+from tokengate.asgi.types import Receive
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
 from tokengate.core.credentials import hash_value
 from tokengate.core.errors import InvalidClient
@@ -17,9 +19,9 @@ from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
 from tokengate.core.models import Client
 from tokengate.core.responses import Response, json_response
-from tokengate.server.asgi_io import PEER, BodyReader, Receive
 from tokengate.server.auth_cache import AuthCache
 from tokengate.server.metrics import ServerMetrics
+from tokengate.server.request_headers import PEER
 from tokengate.server.settings import Settings
 from tokengate.server.throttle import AuthThrottle
 from tokengate.server.token_cache import TokenCache

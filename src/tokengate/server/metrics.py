@@ -23,7 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from tokengate.core.metadata import (
+from tokengate.core.wire import (
     EVENTS_PATH,
     INTROSPECT_PATH,
     METADATA_PATH,

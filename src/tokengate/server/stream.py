@@ -8,12 +8,7 @@ response delivers each event within milliseconds with no polling round trips, an
 stack and proxy understands it. The event payload is small JSON naming the token by its
 SHA-256 hash (never the token) or the client whose tokens all ended.
 
-Wire format, one event::
-
-    id: 42
-    event: revocation
-    data: {"position":42,"kind":"token_revoked","client_id":"tgc_…","token_hash":"…",
-           "occurred_at":1700000000}        (on one line)
+The wire format (frames, payload, event kinds) is `tokengate.core.wire`'s.
 
 After replaying any backlog the stream sends `event: sync` with the head position: from then on
 the subscriber is caught up. A comment line is sent every `heartbeat` seconds.
@@ -23,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 
+from tokengate.asgi.types import Receive, Send
 from tokengate.core.errors import InvalidRequest
 from tokengate.core.models import RevocationEvent
-from tokengate.server.asgi_io import Receive, Send
+from tokengate.core.wire import Notice, revocation_frame, sync_frame
 from tokengate.server.events import EventHub
 from tokengate.storage.base import EventStore
 
@@ -39,21 +34,11 @@ STREAM_HEADERS = [
 
 
 def event_frame(event: RevocationEvent) -> bytes:
-    """One SSE frame for a revocation event."""
-    data = {
-        "position": event.position,
-        "kind": event.kind.value,
-        "client_id": event.client_id,
-        "token_hash": event.token_hash,
-        "occurred_at": event.occurred_at,
-    }
-    payload = json.dumps(data, separators=(",", ":"))
-    return f"id: {event.position}\nevent: revocation\ndata: {payload}\n\n".encode()
-
-
-def sync_frame(position: int) -> bytes:
-    """The frame that says "you are caught up to `position`"."""
-    return f'id: {position}\nevent: sync\ndata: {{"position":{position}}}\n\n'.encode()
+    """One SSE frame for a stored revocation event."""
+    notice = Notice(
+        event.position, event.kind.value, event.client_id, event.token_hash, event.occurred_at
+    )
+    return revocation_frame(notice)
 
 
 def start_position(last_event_id: str | None, head: int) -> int:

@@ -1,16 +1,14 @@
-"""How long an introspection answer may be reused, and a bounded in-memory cache of them.
+"""A bounded in-memory cache of introspection answers (RFC 7662 §4, RFC 9700 §4.9.3).
 
-RFC 7662 §4: a resource server MAY cache introspection responses but MUST NOT cache beyond the
-token's `exp`. RFC 9700 §4.9.3: no plaintext tokens at rest, so entries are keyed by
-`hash_value(token)` (SHA-256 hex, the same digest revocation events carry).
+How long an answer may be kept is `protocol.freshness`'s rule. No plaintext tokens at rest:
+entries are keyed by `hash_value(token)` (SHA-256 hex, the same digest revocation events
+carry). Once `exp` has passed, an entry is kept as a *known-expired* marker (for up to
+`max_ttl` more): the token can never become valid again, so it is refused without a call.
+The TTL cap (`set_ttl_cap`) applies to entries already stored too: a revocation-event
+subscriber that loses its feed can shorten every entry's life at once.
 
-* A positive answer is fresh until min(`exp`, now + `max_ttl`, now + TTL cap); without `exp`
-  until now + `max_ttl`.
-* A negative answer is kept only when `negative_ttl` > 0 (opt-in, keep it short).
-* Once `exp` has passed, an entry is kept as a *known-expired* marker (for up to `max_ttl`
-  more): the token can never become valid again, so it is refused without a network call.
-* The TTL cap (`set_ttl_cap`) applies to entries already stored too: a revocation-event
-  subscriber that loses its feed can shorten every entry's life at once.
+Thread-safe: the WSGI adapter's threads read it directly (a warm-cache request never waits for
+the runtime's event loop); everything else happens on that loop.
 """
 
 from __future__ import annotations
@@ -22,38 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.stats import Stats
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.freshness import fresh_until, known_expired
+from tokengate.resource.runtime.stats import Stats
 
 Clock = Callable[[], float]
-
-
-def fresh_until(
-    claims: TokenClaims,
-    *,
-    now: float,
-    max_ttl: float,
-    negative_ttl: float = 0.0,
-    cap: float | None = None,
-    not_after: float | None = None,
-) -> float | None:
-    """The epoch time until which `claims` may be served from cache, or None for "do not cache"."""
-    if claims.active:
-        limit = now + max_ttl if claims.exp is None else min(now + max_ttl, claims.exp)
-    elif negative_ttl > 0:
-        limit = now + negative_ttl
-    else:
-        return None
-    if cap is not None:
-        limit = min(limit, now + cap)
-    if not_after is not None:
-        limit = min(limit, not_after)
-    return limit if limit > now else None
-
-
-def known_expired(claims: TokenClaims, now: float) -> bool:
-    """True when the claims themselves say the token is past its `exp`."""
-    return claims.active and claims.exp is not None and claims.exp <= now
 
 
 @dataclass(slots=True)
@@ -69,18 +40,18 @@ class MemoryTokenCache:
     def __init__(
         self,
         *,
+        stats: Stats,
         max_entries: int = 10_000,
         max_ttl: float = 300.0,
         negative_ttl: float = 0.0,
         clock: Clock = time.time,
-        stats: Stats | None = None,
     ) -> None:
         if max_entries < 0 or max_ttl < 0 or negative_ttl < 0:
             raise ValueError("cache bounds must not be negative")
         self.max_entries = max_entries
         self.max_ttl = max_ttl
         self.negative_ttl = negative_ttl
-        self.stats = stats if stats is not None else Stats()
+        self.stats = stats
         self._clock = clock
         self._cap: float | None = None
         self._lock = threading.Lock()

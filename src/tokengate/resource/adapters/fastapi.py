@@ -23,12 +23,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.decision import check_scopes
-from tokengate.resource.errors import BearerError
-from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER, resolve_token
-from tokengate.resource.responses import DEFAULT_REALM, render_error
-from tokengate.resource.validator import Validator
+from tokengate.resource.adapters import require_validator, validated
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.decision import check_scopes
+from tokengate.resource.protocol.errors import BearerError
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_token
+from tokengate.resource.protocol.responses import DEFAULT_REALM, render_error
+from tokengate.resource.runtime.validator import Validator
 
 VALIDATOR_STATE_KEY = "tokengate_validator"
 _FORWARDED_HEADERS = ("www-authenticate", "retry-after")
@@ -39,7 +40,12 @@ class BearerHTTPException(HTTPException):
 
     def __init__(self, error: BearerError, realm: str = DEFAULT_REALM) -> None:
         self.response = render_error(error, realm)
-        headers = {k: v for k, v in self.response.headers if k in _FORWARDED_HEADERS}
+        headers = {
+            name: value
+            for key, raw in self.response.headers
+            if (name := key.decode("latin-1")) in _FORWARDED_HEADERS
+            and (value := raw.decode("latin-1"))
+        }
         detail = error.description or error.error or "unauthorized"
         super().__init__(status_code=self.response.status, detail=detail, headers=headers)
 
@@ -48,7 +54,7 @@ async def bearer_exception_handler(request: Request, exc: Exception) -> Response
     """Exception handler rendering `BearerHTTPException` with the RFC 6750 JSON body."""
     assert isinstance(exc, BearerHTTPException)  # registered for that class only
     rendered = exc.response
-    headers = {k: v for k, v in rendered.headers if k != "content-length"}
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in rendered.headers}
     return Response(rendered.body, status_code=rendered.status, headers=headers)
 
 
@@ -60,6 +66,8 @@ def require_scopes(
 ) -> Callable[[HTTPConnection], Awaitable[TokenClaims]]:
     """A dependency returning the caller's `TokenClaims` when they hold every scope in `scopes`."""
     required = frozenset(scopes)
+    if validator is not None:
+        require_validator(validator, "require_scopes")
 
     async def dependency(connection: HTTPConnection) -> TokenClaims:
         try:
@@ -77,7 +85,7 @@ async def _claims(
     token_header: str,
 ) -> TokenClaims:
     existing = connection.scope.get("auth")
-    if isinstance(existing, TokenClaims):
+    if isinstance(existing, TokenClaims) and existing.active:
         check_scopes(existing, required)  # the middleware already checked the token itself
         return existing
     chosen = validator or getattr(connection.app.state, VALIDATOR_STATE_KEY, None)
@@ -88,4 +96,4 @@ async def _claims(
         )
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in connection.headers.raw]
     token = resolve_token(headers, token_header=token_header)
-    return await chosen.validate(token, required)
+    return validated(await chosen.validate(token, required))

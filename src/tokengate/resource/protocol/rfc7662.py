@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
-from tokengate.resource.claims import TokenClaims, parse_claims
-from tokengate.resource.errors import (
+from tokengate.resource.protocol.claims import TokenClaims, parse_claims
+from tokengate.resource.protocol.errors import (
     DiscoveryError,
     IntrospectionUnavailable,
     InvalidIntrospectionResponse,
@@ -54,6 +54,7 @@ class HttpResponse:
     status: int
     body: bytes
     retry_after: str | None = None
+    content_type: str | None = None
 
 
 def introspection_request(endpoint: str, token: str, credentials: ClientCredentials) -> HttpRequest:

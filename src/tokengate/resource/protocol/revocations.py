@@ -1,7 +1,7 @@
 """Sans-I/O side of following revocation events: where, how to ask, what each event means.
 
-The authorization server's `GET /oauth2/events` (see `tokengate.server.stream`) is a
-server-sent-events stream: `event: revocation` frames whose JSON data names a token by its
+The authorization server's `GET /oauth2/events` is a server-sent-events stream in the format
+`tokengate.core.wire` defines: `event: revocation` frames whose JSON data names a token by its
 SHA-256 hex (the key of every cache here) or a client whose tokens all ended, then one
 `event: sync` frame once the backlog is replayed. The endpoint comes from RFC 8414 metadata
 (`revocation_events_endpoint`), from the introspection URL, or from configuration; the
@@ -12,39 +12,30 @@ subscriber authenticates like an introspection call (RFC 6749 §2.3.1 Basic) and
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from tokengate.resource.rfc7662 import ClientCredentials, HttpRequest, HttpResponse, check_endpoint
-
-EVENTS_PATH = "/oauth2/events"
-INTROSPECT_SUFFIX = "/oauth2/introspect"
-TOKEN_KINDS = frozenset({"token_revoked"})
-CLIENT_KINDS = frozenset({"client_disabled", "client_deleted"})
-# A rotated secret leaves issued tokens valid; the event only matters to the server's own caches.
-NO_OP_KINDS = frozenset({"secret_rotated"})
+from tokengate.core.wire import (
+    CLIENT_KINDS,
+    EVENTS_METADATA_MEMBER,
+    EVENTS_PATH,
+    INTROSPECT_PATH,
+    NO_OP_KINDS,
+    TOKEN_KINDS,
+    InvalidEvent,
+    Notice,
+)
+from tokengate.resource.protocol.rfc7662 import (
+    ClientCredentials,
+    HttpRequest,
+    HttpResponse,
+    check_endpoint,
+)
 
 
 class EventsUnavailable(Exception):
     """The events endpoint cannot be found or refused the subscription (retried with backoff)."""
-
-
-class InvalidEvent(Exception):
-    """A revocation frame the subscriber cannot interpret: it must not be skipped silently."""
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """One revocation event as received."""
-
-    position: int
-    kind: str
-    client_id: str
-    token_hash: str | None
-    occurred_at: float
 
 
 Eviction = tuple[Literal["token", "client"], str]
@@ -57,17 +48,18 @@ class Backoff:
     base: float = 0.25
     cap: float = 10.0
 
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before reconnection attempt `attempt` (0 after a healthy stream)."""
-        return rng() * min(self.cap, self.base * 2.0 ** min(attempt, 62))
+    def delay(self, attempt: int, draw: float) -> float:
+        """Seconds to wait before reconnection attempt `attempt` (0 after a healthy stream);
+        `draw` is uniform in [0, 1)."""
+        return draw * min(self.cap, self.base * 2.0 ** min(attempt, 62))
 
 
 def events_url_from_introspection(introspection_url: str) -> str:
     """`…/oauth2/introspect` → `…/oauth2/events` (prefix kept), else origin + `/oauth2/events`."""
     parts = urlsplit(introspection_url)
     path = parts.path.rstrip("/")
-    if path.endswith(INTROSPECT_SUFFIX):
-        path = path.removesuffix(INTROSPECT_SUFFIX) + EVENTS_PATH
+    if path.endswith(INTROSPECT_PATH):
+        path = path.removesuffix(INTROSPECT_PATH) + EVENTS_PATH
     else:
         path = EVENTS_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
@@ -83,13 +75,13 @@ def parse_events_metadata(response: HttpResponse, issuer: str, *, allow_insecure
         raise EventsUnavailable("metadata is not JSON") from None
     if not isinstance(document, dict) or document.get("issuer") != issuer:
         raise EventsUnavailable("metadata 'issuer' does not equal the configured issuer")
-    endpoint = document.get("revocation_events_endpoint")
+    endpoint = document.get(EVENTS_METADATA_MEMBER)
     if not isinstance(endpoint, str):
-        raise EventsUnavailable("metadata has no 'revocation_events_endpoint'")
+        raise EventsUnavailable(f"metadata has no '{EVENTS_METADATA_MEMBER}'")
     try:
         return check_endpoint(endpoint, allow_insecure=allow_insecure)
     except ValueError as exc:
-        raise EventsUnavailable(f"'revocation_events_endpoint' is unusable: {exc}") from None
+        raise EventsUnavailable(f"'{EVENTS_METADATA_MEMBER}' is unusable: {exc}") from None
 
 
 def events_request(
@@ -116,28 +108,6 @@ def check_stream_response(status: int, content_type: str | None) -> None:
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "text/event-stream":
         raise EventsUnavailable(f"events endpoint answered {media or 'no content type'}")
-
-
-def parse_notice(data: str) -> Notice:
-    """The JSON data of an `event: revocation` frame."""
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        raise InvalidEvent("revocation event data is not JSON") from None
-    if not isinstance(document, dict):
-        raise InvalidEvent("revocation event data is not an object")
-    position, kind = document.get("position"), document.get("kind")
-    client_id, token_hash = document.get("client_id"), document.get("token_hash")
-    occurred_at = document.get("occurred_at")
-    if not isinstance(position, int) or isinstance(position, bool):
-        raise InvalidEvent("revocation event position is not an integer")
-    if not isinstance(kind, str) or not isinstance(client_id, str):
-        raise InvalidEvent("revocation event lacks kind or client_id")
-    if token_hash is not None and not isinstance(token_hash, str):
-        raise InvalidEvent("revocation event token_hash is not a string")
-    if not isinstance(occurred_at, int | float) or isinstance(occurred_at, bool):
-        raise InvalidEvent("revocation event occurred_at is not a number")
-    return Notice(position, kind, client_id, token_hash, float(occurred_at))
 
 
 def eviction(notice: Notice) -> Eviction | None:

@@ -33,29 +33,30 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-import httpx
-
-from tokengate.resource.revocations import (
+from tokengate.core.wire import REVOCATION_EVENT, SYNC_EVENT, InvalidEvent, Notice, parse_notice
+from tokengate.resource.protocol.revocations import (
     Backoff,
     EventsUnavailable,
-    InvalidEvent,
-    Notice,
     check_stream_response,
     events_request,
     eviction,
     is_known_kind,
     parse_events_metadata,
-    parse_notice,
 )
-from tokengate.resource.rfc7662 import (
+from tokengate.resource.protocol.rfc7662 import (
     ClientCredentials,
-    HttpResponse,
     check_endpoint,
     check_issuer,
     metadata_request,
 )
-from tokengate.resource.sse import ServerSentEvent, SSEParser, StreamError
-from tokengate.resource.stats import Stats
+from tokengate.resource.protocol.sse import ServerSentEvent, SSEParser, StreamError
+from tokengate.resource.runtime.http import (
+    AttemptTimeouts,
+    HttpTransport,
+    TimedOut,
+    TransportError,
+)
+from tokengate.resource.runtime.stats import Stats
 
 logger = logging.getLogger("tokengate.resource.revocation")
 
@@ -96,13 +97,13 @@ class StreamTimeouts:
     connect: float = 3.0
     read: float = 45.0
 
-    def stream(self) -> httpx.Timeout:
-        """httpx timeouts for the long-lived stream."""
-        return httpx.Timeout(connect=self.connect, read=self.read, write=self.connect, pool=None)
+    def stream(self) -> AttemptTimeouts:
+        """Timeouts for the long-lived stream."""
+        return AttemptTimeouts(connect=self.connect, read=self.read)
 
-    def metadata(self) -> httpx.Timeout:
-        """httpx timeouts for the RFC 8414 metadata request."""
-        return httpx.Timeout(self.connect, pool=None)
+    def metadata(self) -> AttemptTimeouts:
+        """Timeouts for the RFC 8414 metadata request."""
+        return AttemptTimeouts(connect=self.connect, read=self.connect)
 
 
 DEFAULT_STREAM_TIMEOUTS = StreamTimeouts()
@@ -115,6 +116,7 @@ class RevocationSubscriber:
     def __init__(
         self,
         target: RevocationTarget,
+        transport: HttpTransport,
         credentials: ClientCredentials,
         *,
         endpoint: str | None = None,
@@ -122,8 +124,6 @@ class RevocationSubscriber:
         outage_ttl: float = DEFAULT_OUTAGE_TTL,
         timeouts: StreamTimeouts = DEFAULT_STREAM_TIMEOUTS,
         backoff: Backoff = DEFAULT_BACKOFF,
-        http: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         allow_insecure: bool = False,
         rng: Callable[[], float] = random.random,
         sleep: Sleep = asyncio.sleep,
@@ -146,8 +146,7 @@ class RevocationSubscriber:
             None if endpoint is None else check_endpoint(endpoint, allow_insecure=allow_insecure)
         )
         self._allow_insecure = allow_insecure
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self.transport = transport
         self._rng, self._sleep, self._clock = rng, sleep, clock
         self._state = STOPPED
         self._last_id: str | None = None
@@ -186,14 +185,12 @@ class RevocationSubscriber:
             self._task = asyncio.create_task(self.run(), name="tokengate-revocation-events")
 
     async def aclose(self) -> None:
-        """Stop following (caches go back to the outage cap) and release connections."""
+        """Stop following (caches go back to the outage cap); the transport stays open."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._owns_http:
-            await self._http.aclose()
 
     async def __aenter__(self) -> RevocationSubscriber:
         self.start()
@@ -211,7 +208,7 @@ class RevocationSubscriber:
             while True:
                 self._set_state(CONNECTING)
                 self._lost(await self._session())
-                delay = self.backoff.delay(self._failures, self._rng)
+                delay = self.backoff.delay(self._failures, self._rng())
                 self._failures += 1
                 await self._sleep(delay)
                 self.stats.revocation_stream_reconnects.inc()
@@ -224,10 +221,10 @@ class RevocationSubscriber:
         """One connection, start to end; returns why it ended."""
         try:
             await self._follow()
-        except httpx.TimeoutException as exc:
-            return f"timed out ({type(exc).__name__})"
-        except httpx.HTTPError as exc:
-            return f"connection failed ({type(exc).__name__})"
+        except TimedOut:
+            return "timed out"
+        except TransportError as exc:
+            return f"connection failed ({exc})"
         except EventsUnavailable as exc:
             if self.issuer is not None:
                 self._endpoint = None  # look the endpoint up again next time
@@ -241,13 +238,10 @@ class RevocationSubscriber:
 
     async def _follow(self) -> None:
         request = events_request(await self._events_url(), self.credentials, self._last_id)
-        headers, timeout = list(request.headers), self.timeouts.stream()
-        async with self._http.stream(
-            request.method, request.url, headers=headers, timeout=timeout
-        ) as response:
-            check_stream_response(response.status_code, response.headers.get("content-type"))
+        async with self.transport.stream(request, self.timeouts.stream()) as response:
+            check_stream_response(response.status, response.content_type)
             parser = SSEParser()
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.chunks():
                 for event in parser.feed(chunk):
                     await self._handle(event)
 
@@ -255,20 +249,17 @@ class RevocationSubscriber:
         if self._endpoint is None:
             assert self.issuer is not None  # the constructor demands one or the other
             request = metadata_request(self.issuer)
-            answer = await self._http.get(
-                request.url, headers=list(request.headers), timeout=self.timeouts.metadata()
-            )
-            document = HttpResponse(answer.status_code, answer.content)
+            document = await self.transport.request(request, self.timeouts.metadata())
             self._endpoint = parse_events_metadata(
                 document, self.issuer, allow_insecure=self._allow_insecure
             )
         return self._endpoint
 
     async def _handle(self, event: ServerSentEvent) -> None:
-        if event.event == "revocation":
+        if event.event == REVOCATION_EVENT:
             await self._apply(parse_notice(event.data))
             self._commit(event.id)  # only once applied: an error before this replays the event
-        elif event.event == "sync":
+        elif event.event == SYNC_EVENT:
             self._commit(event.id)
             self._caught_up()
 

@@ -1,46 +1,34 @@
-"""Reading requests and writing `Response`s over raw ASGI, with limits and timeouts."""
+"""Request bodies over ASGI: read whole under a size limit and a deadline, or streamed.
+
+`http.disconnect` while a body is still expected raises `ClientDisconnected`, the one
+exception every tokengate app uses for "the peer went away".
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from typing import Any
 
+from tokengate.asgi.types import Receive
 from tokengate.core.errors import InvalidRequest, RequestTooLarge
-from tokengate.core.responses import Response
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-# The peer address travels with the headers under a name no HTTP field can have.
-PEER = ":peer"
-_WANTED = {
-    name.encode(): name
-    for name in ("authorization", "content-type", "content-length", "x-request-id")
-}
 
 
 class ClientDisconnected(Exception):
     """The peer went away before the body was complete."""
 
 
-def request_headers(scope: Scope) -> dict[str, str]:
-    """The few headers the endpoints read, lower-cased; a repeated one is an error."""
-    found: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        key = _WANTED.get(raw_name)
-        if key is None and not raw_name.islower():  # ASGI servers lower-case names; most do
-            key = _WANTED.get(raw_name.lower())
-        if key is not None:
-            if key in found:
-                raise InvalidRequest(f"repeated {key} header")
-            found[key] = raw_value.decode("latin-1")
-    client = scope.get("client")
-    if client:
-        found[PEER] = str(client[0])
-    return found
+async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive (nothing held whole)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
 
 
 _EXPIRED = -1
@@ -132,14 +120,3 @@ class BodyReader:
         if self._sweeping is not None:
             self._sweeping.cancel()
             self._sweeping = None
-
-
-async def send_response(
-    send: Send, response: Response, head_only: bool = False, request_id: str | None = None
-) -> None:
-    """Emit status, headers (with content-length and the request id) and body."""
-    headers = [*response.headers, (b"content-length", b"%d" % len(response.body))]
-    if request_id is not None:
-        headers.append((b"x-request-id", request_id.encode("latin-1")))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head_only else response.body})

@@ -29,9 +29,11 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from tokengate.resource.cache import CachedClaims, Clock, fresh_until
-from tokengate.resource.claims import TokenClaims, parse_claims
-from tokengate.resource.errors import InvalidIntrospectionResponse
+from tokengate.resource.protocol.claims import TokenClaims, parse_claims
+from tokengate.resource.protocol.errors import InvalidIntrospectionResponse
+from tokengate.resource.protocol.freshness import fresh_until
+from tokengate.resource.runtime.cache import CachedClaims, Clock
+from tokengate.resource.runtime.settings import ValidatorSettings
 
 DEFAULT_PREFIX = "tokengate:rs:"
 
@@ -58,6 +60,14 @@ class RedisTokenCache:
         self.negative_ttl = negative_ttl
         self._clock = clock
         self._cap: float | None = None
+
+    @classmethod
+    def from_url(cls, url: str, settings: ValidatorSettings, **options: Any) -> RedisTokenCache:
+        """A cache at `redis://…` bounded like the validator's own (`max_ttl`, `negative_ttl`),
+        with connect and command timeouts so a hung Redis costs a request no more than them."""
+        redis = Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        limits = {"max_ttl": settings.max_ttl, "negative_ttl": settings.negative_ttl}
+        return cls(redis, **{**limits, **options})
 
     def set_ttl_cap(self, seconds: float | None) -> None:
         """Cap entries' lives, stored ones included (checked when read), at `seconds`."""

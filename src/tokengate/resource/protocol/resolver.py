@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from tokengate.resource.errors import InvalidRequest, MissingToken
+from tokengate.resource.protocol.errors import InvalidRequest, MissingToken
 
 DEFAULT_TOKEN_HEADER = "X-Access-Token"
 MAX_TOKEN_LENGTH = 4096

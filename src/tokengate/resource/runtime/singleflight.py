@@ -1,23 +1,22 @@
-"""Single-flight: concurrent lookups of one key share one call.
+"""Single-flight: concurrent lookups of one key share one call (on the runtime's event loop).
 
 The first caller for a key (the leader) runs the function; every caller arriving while it runs
 waits for the same outcome. A failure reaches every waiter and is not remembered: the next
 caller starts a new call. If the leader is cancelled (its client went away), its waiters do
 not inherit the cancellation: one of them leads a new call.
 
-`SingleFlight` serves asyncio/trio code through anyio; `ThreadSingleFlight` serves threads
-(WSGI servers). Both share the outcome bookkeeping below.
+Threads share it too: the WSGI adapter runs every lookup on the runtime's one loop, so 100
+threads asking for one fresh token join one call.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar, cast
 
 import anyio
 
-from tokengate.resource.stats import Stats
+from tokengate.resource.runtime.stats import Counter
 
 V = TypeVar("V")
 
@@ -44,10 +43,10 @@ class _Outcome(Generic[V]):
 
 
 class SingleFlight(Generic[V]):
-    """Deduplicate concurrent awaits of `fn` per key (anyio: asyncio or trio)."""
+    """Deduplicate concurrent awaits of `fn` per key; `joins` counts the callers who waited."""
 
-    def __init__(self, stats: Stats | None = None) -> None:
-        self.stats = stats if stats is not None else Stats()
+    def __init__(self, joins: Counter | None = None) -> None:
+        self._joins = joins
         self._calls: dict[str, tuple[anyio.Event, _Outcome[V]]] = {}
 
     def in_flight(self) -> int:
@@ -60,7 +59,8 @@ class SingleFlight(Generic[V]):
             call = self._calls.get(key)
             if call is None:
                 return await self._lead(key, fn)
-            self.stats.singleflight_joins.inc()
+            if self._joins is not None:
+                self._joins.inc()
             done, outcome = call
             await done.wait()
             if outcome.settled():
@@ -79,47 +79,4 @@ class SingleFlight(Generic[V]):
             return value
         finally:
             del self._calls[key]
-            done.set()
-
-
-class ThreadSingleFlight(Generic[V]):
-    """Deduplicate concurrent calls of `fn` per key across threads."""
-
-    def __init__(self, stats: Stats | None = None) -> None:
-        self.stats = stats if stats is not None else Stats()
-        self._lock = threading.Lock()
-        self._calls: dict[str, tuple[threading.Event, _Outcome[V]]] = {}
-
-    def do(self, key: str, fn: Callable[[], V]) -> V:
-        """Return `fn()`, sharing one call with every concurrent caller for `key`."""
-        while True:
-            with self._lock:
-                call = self._calls.get(key)
-                if call is None:
-                    call = self._calls[key] = (threading.Event(), _Outcome[V]())
-                    leader = True
-                else:
-                    leader = False
-            done, outcome = call
-            if leader:
-                return self._lead(key, done, outcome, fn)
-            self.stats.singleflight_joins.inc()
-            done.wait()
-            if outcome.settled():
-                return outcome.unwrap()
-
-    def _lead(
-        self, key: str, done: threading.Event, outcome: _Outcome[V], fn: Callable[[], V]
-    ) -> V:
-        try:
-            value = fn()
-        except Exception as exc:
-            outcome.error = exc
-            raise
-        else:
-            outcome.value, outcome.ok = value, True
-            return value
-        finally:
-            with self._lock:
-                del self._calls[key]
             done.set()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokengate.resource.claims import TokenClaims
-from tokengate.resource.errors import InsufficientScope, InvalidToken
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.errors import InsufficientScope, InvalidToken
 
 
 def authorize(

@@ -3,27 +3,25 @@
 Unprotected paths pass untouched. On a protected path the token is resolved, validated and
 checked against the route's scopes; the claims then reach the app as `scope["auth"]` (so
 Starlette's `request.auth.scopes` and `@requires` work) and `scope["state"]["token_claims"]`.
-Refusals are rendered by `responses.render_error`. WebSocket handshakes are protected too:
-refused with the HTTP response when the server offers `websocket.http.response`, else closed
-with code 1008 (policy violation).
+Refusals are rendered by `protocol.responses.render_error`. WebSocket handshakes are protected
+too: refused with the HTTP response when the server offers `websocket.http.response`, else
+closed with code 1008 (policy violation).
+
+The middleware runs the validator's lifecycle with the app's: started at `lifespan.startup`
+(revocation events, endpoint discovery), closed once the app has shut down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
-from tokengate.resource.errors import BearerError
-from tokengate.resource.policy import Policy
-from tokengate.resource.resolver import DEFAULT_TOKEN_HEADER, resolve_token
-from tokengate.resource.responses import DEFAULT_REALM, ErrorResponse, render_error
-from tokengate.resource.validator import Validator
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from tokengate.asgi.send import WEBSOCKET_DENIAL, send_response
+from tokengate.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from tokengate.core.responses import Response
+from tokengate.resource.adapters import require_validator, validated
+from tokengate.resource.protocol.errors import BearerError
+from tokengate.resource.protocol.policy import Policy
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_token
+from tokengate.resource.protocol.responses import DEFAULT_REALM, render_error
+from tokengate.resource.runtime.validator import Validator
 
 CLAIMS_STATE_KEY = "token_claims"
 _POLICY_VIOLATION = 1008
@@ -42,7 +40,7 @@ class TokenGateMiddleware:
         realm: str = DEFAULT_REALM,
     ) -> None:
         self.app = app
-        self.validator = validator
+        self.validator = require_validator(validator, "TokenGateMiddleware")
         self.policy = policy if policy is not None else Policy.protect("/**")
         self.token_header = token_header
         self.realm = realm
@@ -50,8 +48,12 @@ class TokenGateMiddleware:
         self._token_headers = frozenset({b"authorization", token_header.lower().encode("latin-1")})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         method, raw_path = scope.get("method", "GET"), scope.get("raw_path")
         requirement = self.policy.requirement(method, scope["path"], raw_path)
@@ -62,12 +64,28 @@ class TokenGateMiddleware:
             token = resolve_token(
                 _headers(scope, self._token_headers), token_header=self.token_header
             )
-            claims = await self.validator.validate(token, requirement.scopes)
+            claims = validated(await self.validator.validate(token, requirement.scopes))
         except BearerError as error:
             await _refuse(scope, send, render_error(error, self.realm))
             return
         state = {**scope.get("state", {}), CLAIMS_STATE_KEY: claims}
         await self.app({**scope, "auth": claims, "state": state}, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        validator = self.validator
+
+        async def receive_starting() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await validator.start()
+            return message
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await validator.aclose()
+            await send(message)
+
+        await self.app(scope, receive_starting, send_closing)
 
 
 def _headers(scope: Scope, wanted: frozenset[bytes]) -> list[tuple[str, str]]:
@@ -79,16 +97,10 @@ def _headers(scope: Scope, wanted: frozenset[bytes]) -> list[tuple[str, str]]:
     ]
 
 
-async def _refuse(scope: Scope, send: Send, response: ErrorResponse) -> None:
+async def _refuse(scope: Scope, send: Send, response: Response) -> None:
     if scope["type"] == "http":
-        await _send_response(send, response, "http.response")
-    elif "websocket.http.response" in scope.get("extensions", {}):
-        await _send_response(send, response, "websocket.http.response")
+        await send_response(send, response)
+    elif WEBSOCKET_DENIAL in scope.get("extensions", {}):
+        await send_response(send, response, prefix=WEBSOCKET_DENIAL)
     else:
         await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
-
-
-async def _send_response(send: Send, response: ErrorResponse, prefix: str) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    await send({"type": f"{prefix}.start", "status": response.status, "headers": headers})
-    await send({"type": f"{prefix}.body", "body": response.body})

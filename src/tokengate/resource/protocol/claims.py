@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from tokengate.resource.errors import InvalidIntrospectionResponse
+from tokengate.resource.protocol.errors import InvalidIntrospectionResponse
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _STRING_MEMBERS = ("client_id", "sub", "username", "iss", "jti", "token_type")

@@ -1,0 +1,28 @@
+"""Thin adapters over the one runtime: ASGI middleware, WSGI middleware, FastAPI dependency.
+
+Each refuses, when it is built, a validator it cannot drive, and treats nothing but a
+`TokenClaims` the runtime validated as a reason to let a request through.
+"""
+
+from __future__ import annotations
+
+from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.errors import InvalidToken
+from tokengate.resource.runtime.validator import Validator
+
+
+def require_validator(validator: object, adapter: str) -> Validator:
+    """`validator` if it is the runtime's `Validator`, else `TypeError` (fail closed at build)."""
+    if not isinstance(validator, Validator):
+        raise TypeError(
+            f"{adapter} needs the Validator that create_validator(...) returns,"
+            f" not {type(validator).__name__}"
+        )
+    return validator
+
+
+def validated(claims: object) -> TokenClaims:
+    """Let only active `TokenClaims` through: a coroutine, None or anything else is a 401."""
+    if not isinstance(claims, TokenClaims) or not claims.active:
+        raise InvalidToken("the access token could not be validated")
+    return claims
