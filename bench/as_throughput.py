@@ -12,45 +12,36 @@ Targets: introspection ≥ 0.5× hello-world, token issuance (durable writes) �
 from __future__ import annotations
 
 import argparse
-import base64
-import json
+import functools
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
 
-import httpx
-from _harness import PY, ROOT, free_port, median_ratio, process, run_wrk, wrk_post_script
+from _harness import (
+    Row,
+    alternate,
+    authorization_server,
+    basic,
+    column,
+    create_client,
+    fetch_token,
+    hello_server,
+    introspect,
+    median_ratio,
+    run_wrk,
+    wrk_post_script,
+)
 
-
-def create_client(db: str, *extra: str) -> tuple[str, str]:
-    out = subprocess.run(
-        [
-            PY,
-            "-m",
-            "tokengate",
-            "clients",
-            "create",
-            "bench",
-            "--scope",
-            "read write",
-            "--database",
-            db,
-            "--json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data = json.loads(out)
-    return data["client_id"], data["client_secret"]
+from tokengate.core.metadata import INTROSPECT_PATH, TOKEN_PATH
 
 
-def basic(cid: str, secret: str) -> str:
-    raw = f"{quote(cid, safe='')}:{quote(secret, safe='')}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
+def print_round(index: int, row: Row) -> None:
+    h, intro, tok = row["hello"], row["introspect"], row["token"]
+    print(
+        f"round {index + 1}: hello {h:8.0f} rps | introspect {intro:8.0f} rps ({intro / h:.2f}x)"
+        f" | token {tok:8.0f} rps ({tok / h:.2f}x)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -65,99 +56,27 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="tg-bench-"))
     db = args.database or f"sqlite:///{tmp / 'bench.db'}"
-    client = create_client(db)
-    rs = create_client(db, "--introspect")
-    hello_port, tg_port = free_port(), free_port()
-    hello = [
-        PY,
-        "-m",
-        "uvicorn",
-        "hello_asgi:app",
-        "--app-dir",
-        str(ROOT / "bench"),
-        "--port",
-        str(hello_port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--no-proxy-headers",  # as `tokengate serve` (proxy_headers=False)
-        "--log-level",
-        "warning",
-    ]
-    tg = [
-        PY,
-        "-m",
-        "tokengate",
-        "serve",
-        "--port",
-        str(tg_port),
-        "--database",
-        db,
-        "--log-level",
-        "warning",
-    ]
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
-    with (
-        process(hello, f"http://127.0.0.1:{hello_port}/"),
-        process(tg, f"http://127.0.0.1:{tg_port}/healthz"),
-    ):
-        base = f"http://127.0.0.1:{tg_port}"
-        token = httpx.post(
-            base + "/oauth2/token",
-            data={"grant_type": "client_credentials"},
-            headers={"Authorization": basic(*client)},
-        ).json()["access_token"]
+    client = create_client(db, "bench", scope="read write")
+    rs = create_client(db, "bench", scope="read write", introspect=True)
+    with hello_server() as hello, authorization_server(db) as auth:
+        token = fetch_token(auth.url, client)
         introspect_lua = wrk_post_script(
-            tmp,
-            "introspect",
-            f"token={token}&token_type_hint=access_token",
-            {**form, "Authorization": basic(*rs)},
+            tmp, "introspect", f"token={token}&token_type_hint=access_token", basic(rs)
         )
-        token_lua = wrk_post_script(
-            tmp, "token", "grant_type=client_credentials", {**form, "Authorization": basic(*client)}
-        )
-        assert (
-            httpx.post(
-                base + "/oauth2/introspect",
-                data={"token": token},
-                headers={"Authorization": basic(*rs)},
-            ).json()["active"]
-            is True
-        )
-        run_wrk(
-            f"http://127.0.0.1:{hello_port}/", connections=args.connections, seconds=1
-        )  # warm-up
-        rows: list[tuple[float, float, float]] = []
-        for i in range(args.rounds):
-            h = run_wrk(
-                f"http://127.0.0.1:{hello_port}/",
-                connections=args.connections,
-                seconds=args.seconds,
-            )
-            intro = run_wrk(
-                base + "/oauth2/introspect",
-                connections=args.connections,
-                seconds=args.seconds,
-                script=introspect_lua,
-            )
-            tok = run_wrk(
-                base + "/oauth2/token",
-                connections=args.connections,
-                seconds=args.seconds,
-                script=token_lua,
-            )
-            rows.append((h, intro, tok))
-            print(
-                f"round {i + 1}: hello {h:8.0f} rps | introspect {intro:8.0f} rps ({intro / h:.2f}x)"
-                f" | token {tok:8.0f} rps ({tok / h:.2f}x)",
-                flush=True,
-            )
-    r_intro = median_ratio([(i, h) for h, i, _ in rows])
-    r_token = median_ratio([(t, h) for h, _, t in rows])
+        token_lua = wrk_post_script(tmp, "token", "grant_type=client_credentials", basic(client))
+        assert introspect(auth.url, rs, token)["active"] is True
+        wrk = functools.partial(run_wrk, connections=args.connections, seconds=args.seconds)
+        run_wrk(hello.url + "/", connections=args.connections, seconds=1)  # warm-up
+        cases = {
+            "hello": functools.partial(wrk, hello.url + "/"),
+            "introspect": functools.partial(wrk, auth.url + INTROSPECT_PATH, script=introspect_lua),
+            "token": functools.partial(wrk, auth.url + TOKEN_PATH, script=token_lua),
+        }
+        rows = alternate(cases, args.rounds, report=print_round)
+    r_intro = median_ratio(rows, "introspect", "hello")
+    r_token = median_ratio(rows, "token", "hello")
     print(f"\ndatabase: {db.split(':')[0]}, connections: {args.connections}, rounds: {args.rounds}")
-    print(f"median hello-world: {statistics.median(r[0] for r in rows):.0f} rps")
+    print(f"median hello-world: {statistics.median(column(rows, 'hello')):.0f} rps")
     print(
         f"introspection / hello-world: {r_intro:.2f}x  (target >= 0.50x) {'PASS' if r_intro >= 0.5 else 'MISS'}"
     )

@@ -20,14 +20,33 @@ a launcher below, since its CLI always logs requests).
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import functools
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
 import httpx
-from _harness import PY, ROOT, free_port, median_ratio, process, run_wrk
+from _harness import (
+    PROTECTED_PATH,
+    PY,
+    TOKEN_HEADER,
+    Row,
+    Server,
+    alternate,
+    authorization_server,
+    column,
+    create_client,
+    fetch_token,
+    hello_server,
+    median_ratio,
+    run_wrk,
+    server,
+    tokengate,
+    wrk_script,
+)
+
+from tokengate.resource import ClientCredentials
 
 # The example resource server as its CLI builds it, minus the per-request access log.
 RS_LAUNCHER = """
@@ -41,53 +60,50 @@ uvicorn.run(app, port=port, loop="uvloop", http="httptools", access_log=False, l
 """
 
 
-def create_client(db: str, name: str, *extra: str) -> tuple[str, str]:
-    args = [PY, "-m", "tokengate", "clients", "create", name, "--database", db, "--json", *extra]
-    data = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
-    return data["client_id"], data["client_secret"]
+def quiet_resource_server(
+    issuer: str, rs: ClientCredentials
+) -> contextlib.AbstractContextManager[Server]:
+    """The example resource server through `RS_LAUNCHER`."""
+
+    def command(port: int) -> list[str]:
+        return [PY, "-c", RS_LAUNCHER, str(port), issuer, rs.client_id]
+
+    return server(command, "/public/ping", {"RS_SECRET": rs.client_secret})
 
 
-def header_script(directory: Path, token: str) -> Path:
-    path = directory / "token.lua"
-    path.write_text(f'wrk.headers["X-Access-Token"] = "{token}"\n')
-    return path
+def gateway(
+    upstream: str, *extra: str, env: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[Server]:
+    """`tokengate gateway` in front of `upstream`."""
+
+    def command(port: int) -> list[str]:
+        listen = ["--listen", f"127.0.0.1:{port}", "--log-level", "warning"]
+        return tokengate("gateway", "--upstream", upstream, *listen, *extra)
+
+    return server(command, "/_tokengate/healthz", env)
 
 
-def gateway(port: int, upstream: str, *extra: str) -> list[str]:
-    listen = f"127.0.0.1:{port}"
-    return [
-        PY,
-        "-m",
-        "tokengate",
-        "gateway",
-        "--upstream",
-        upstream,
-        "--listen",
-        listen,
-        "--log-level",
-        "warning",
-        *extra,
-    ]
+def compare(
+    label: str, a: str, b: str, args: argparse.Namespace, script: Path | None = None
+) -> list[Row]:
+    """Alternating wrk rounds against `a` and `b`, each round printed."""
 
-
-def alternate(
-    label: str,
-    a: str,
-    b: str,
-    rounds: int,
-    seconds: float,
-    connections: int,
-    script: Path | None = None,
-) -> list[tuple[float, float]]:
-    rows = []
-    for i in range(rounds):
-        ra = run_wrk(a, connections=connections, seconds=seconds, script=script)
-        rb = run_wrk(b, connections=connections, seconds=seconds, script=script)
-        rows.append((rb, ra))
+    def report(index: int, row: Row) -> None:
+        ra, rb = row["A"], row["B"]
         print(
-            f"{label} round {i + 1}: A {ra:8.0f} rps | B {rb:8.0f} rps ({rb / ra:.2f}x)", flush=True
+            f"{label} round {index + 1}: A {ra:8.0f} rps | B {rb:8.0f} rps ({rb / ra:.2f}x)",
+            flush=True,
         )
-    return rows
+
+    wrk = functools.partial(
+        run_wrk, connections=args.connections, seconds=args.seconds, script=script
+    )
+    cases = {"A": functools.partial(wrk, a), "B": functools.partial(wrk, b)}
+    return alternate(cases, args.rounds, report=report)
+
+
+def median_rps(rows: list[Row], name: str) -> float:
+    return statistics.median(column(rows, name))
 
 
 def main() -> None:
@@ -101,94 +117,44 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="tg-bench-gw-"))
     db = f"sqlite:///{tmp / 'bench.db'}"
-    app, rs = (
-        create_client(db, "bench-app", "--scope", "read"),
-        create_client(db, "bench-rs", "--introspect"),
-    )
-    as_port, rs_port, hello_port, bypass_port, edge_port = (free_port() for _ in range(5))
-    auth, rs_url, hello_url = (f"http://127.0.0.1:{p}" for p in (as_port, rs_port, hello_port))
-    bypass_url, edge_url = f"http://127.0.0.1:{bypass_port}", f"http://127.0.0.1:{edge_port}"
-    serve = [
-        PY,
-        "-m",
-        "tokengate",
-        "serve",
-        "--port",
-        str(as_port),
-        "--database",
-        db,
-        "--log-level",
-        "warning",
-    ]
-    rs_cmd = [PY, "-c", RS_LAUNCHER, str(rs_port), auth, rs[0]]
-    hello = [
-        PY,
-        "-m",
-        "uvicorn",
-        "hello_asgi:app",
-        "--app-dir",
-        str(ROOT / "bench"),
-        "--port",
-        str(hello_port),
-    ]
-    hello += [
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    edge = gateway(
-        edge_port, hello_url, "--mode", "introspect", "--issuer", auth, "--client-id", rs[0]
-    )
-    edge += ["--protect", "/auth-api/**", "--require-scope", "GET /auth-api/hello=read"]
+    app = create_client(db, "bench-app", scope="read")
+    rs = create_client(db, "bench-rs", introspect=True)
     with (
-        process(serve, auth + "/healthz"),
-        process(rs_cmd, rs_url + "/public/ping", env={"RS_SECRET": rs[1]}),
-        process(hello, hello_url + "/"),
-        process(
-            gateway(bypass_port, rs_url, "--mode", "bypass"), bypass_url + "/_tokengate/healthz"
-        ),
-        process(edge, edge_url + "/_tokengate/healthz", env={"TOKENGATE_GW_CLIENT_SECRET": rs[1]}),
+        authorization_server(db) as auth,
+        quiet_resource_server(auth.url, rs) as resource,
+        hello_server(proxy_headers=True) as hello,
+        gateway(resource.url, "--mode", "bypass") as bypass_gw,
+        gateway(
+            hello.url,
+            *("--mode", "introspect", "--issuer", auth.url, "--client-id", rs.client_id),
+            *("--protect", "/auth-api/**", "--require-scope", "GET /auth-api/hello=read"),
+            env={"TOKENGATE_GW_CLIENT_SECRET": rs.client_secret},
+        ) as edge,
     ):
-        token = httpx.post(
-            auth + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=app
-        ).json()["access_token"]
-        script = header_script(tmp, token)
-        for url in (rs_url, edge_url):  # warm both caches; both must accept the token
-            assert (
-                httpx.get(url + "/auth-api/hello", headers={"X-Access-Token": token}).status_code
-                == 200
-            )
-        assert httpx.get(edge_url + "/auth-api/hello").status_code == 401
-        run_wrk(rs_url + "/public/ping", connections=args.connections, seconds=1)  # warm-up
-        run_wrk(bypass_url + "/public/ping", connections=args.connections, seconds=1)
-        common = (args.rounds, args.seconds, args.connections)
-        bypass = alternate("bypass", rs_url + "/public/ping", bypass_url + "/public/ping", *common)
-        intro = alternate(
-            "introspect",
-            rs_url + "/auth-api/hello",
-            edge_url + "/auth-api/hello",
-            *common,
-            script=script,
+        token = fetch_token(auth.url, app)
+        script = wrk_script(tmp, "token", {TOKEN_HEADER: token})
+        for url in (resource.url, edge.url):  # warm both caches; both must accept the token
+            assert httpx.get(url + PROTECTED_PATH, headers={TOKEN_HEADER: token}).status_code == 200
+        assert httpx.get(edge.url + PROTECTED_PATH).status_code == 401
+        run_wrk(resource.url + "/public/ping", connections=args.connections, seconds=1)  # warm-up
+        run_wrk(bypass_gw.url + "/public/ping", connections=args.connections, seconds=1)
+        bypass = compare(
+            "bypass", resource.url + "/public/ping", bypass_gw.url + "/public/ping", args
+        )
+        intro = compare(
+            "introspect", resource.url + PROTECTED_PATH, edge.url + PROTECTED_PATH, args, script
         )
     print(f"\nconnections: {args.connections}, rounds: {args.rounds} x {args.seconds:g} s, wrk -t1")
+    print(f"1. /public/ping direct to the RS (A): median {median_rps(bypass, 'A'):.0f} rps")
+    print(f"   through the bypass gateway (B):     median {median_rps(bypass, 'B'):.0f} rps")
+    print(f"   bypass gateway / direct:            {median_ratio(bypass, 'B', 'A'):.2f}x")
     print(
-        f"1. /public/ping direct to the RS (A): median {statistics.median(a for _, a in bypass):.0f} rps"
+        f"2. /auth-api/hello validated by the RS (A):          median {median_rps(intro, 'A'):.0f} rps"
     )
     print(
-        f"   through the bypass gateway (B):     median {statistics.median(b for b, _ in bypass):.0f} rps"
+        f"   validated by the introspect gateway (B) + bare upstream: median {median_rps(intro, 'B'):.0f} rps"
     )
-    print(f"   bypass gateway / direct:            {median_ratio(bypass):.2f}x")
-    print(
-        f"2. /auth-api/hello validated by the RS (A):          median {statistics.median(a for _, a in intro):.0f} rps"
-    )
-    print(
-        f"   validated by the introspect gateway (B) + bare upstream: median {statistics.median(b for b, _ in intro):.0f} rps"
-    )
-    print(f"   introspect gateway / RS-side validation:  {median_ratio(intro):.2f}x")
+    print(f"   introspect gateway / RS-side validation:  {median_ratio(intro, 'B', 'A'):.2f}x")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,8 @@ Needs valgrind (`apt-get install valgrind`). Takes a few minutes (callgrind runs
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import glob
-import json
 import os
 import shutil
 import socket
@@ -32,11 +30,27 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import httpx
-from _harness import PY, ROOT, free_port, process
+from _harness import (
+    FORM,
+    PROTECTED_PATH,
+    TOKEN_HEADER,
+    authorization_server,
+    create_client,
+    example_rs_command,
+    fetch_token,
+    free_port,
+    hello_command,
+    port_open,
+    process,
+    rs_env,
+    serve_command,
+)
+
+from tokengate.core.metadata import INTROSPECT_PATH, TOKEN_PATH
+from tokengate.resource import ClientCredentials
 
 
 def send_requests(port: int, request: bytes, count: int, connections: int = 4) -> None:
@@ -80,29 +94,15 @@ def _content_length(head: bytes) -> int:
 
 @contextlib.contextmanager
 def under_callgrind(
-    args: list[str], port: int, env: dict[str, str] | None = None
+    args: list[str], port: int, env: Mapping[str, str] | None = None
 ) -> Iterator[tuple[int, Path]]:
     """Start `args` under callgrind; yields (pid, dump directory) once the port accepts."""
-    out = tempfile.mkdtemp(prefix="tg-callgrind-")
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-    )
+    out = Path(tempfile.mkdtemp(prefix="tg-callgrind-"))
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p", *args]
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"{args} did not start under callgrind")
-            time.sleep(0.2)
-        yield proc.pid, Path(out)
+        with process(command, port_open(port), env, timeout=180, stop_timeout=60) as proc:
+            yield proc.pid, out
     finally:
-        proc.terminate()
-        proc.wait(60)
         shutil.rmtree(out, ignore_errors=True)
 
 
@@ -132,26 +132,50 @@ def _new_dump_total(out: Path, pid: int, before: set[str]) -> int:
     raise SystemExit(f"no totals in {newest}")
 
 
-def post(path: str, body: str, authorization: str) -> bytes:
+def post(path: str, body: str, client: ClientCredentials) -> bytes:
     return (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Authorization: {authorization}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        f"Content-Type: {FORM}\r\n"
+        f"Authorization: {client.basic_authorization()}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
     ).encode()
 
 
-def basic(client: tuple[str, str]) -> str:
-    return "Basic " + base64.b64encode(f"{client[0]}:{client[1]}".encode()).decode()
+def get(path: str, headers: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode()
 
 
-def create_client(db: str, name: str, *extra: str) -> tuple[str, str]:
-    out = subprocess.run(
-        [PY, "-m", "tokengate", "clients", "create", name, "--scope", "read write",
-         "--database", db, "--json", *extra],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    data = json.loads(out)
-    return data["client_id"], data["client_secret"]
+def authorization_server_ratios(
+    db: str, client: ClientCredentials, rs: ClientCredentials, token: str, n: int
+) -> None:
+    """Hello-world vs introspection and token issuance, each under callgrind."""
+    port = free_port()
+    with under_callgrind(hello_command(port), port) as cg:
+        base = instructions_per_request(cg, port, get("/"), n)
+    print(f"hello-world (GET /)            {base:9.0f} instructions/request", flush=True)
+    port = free_port()
+    with under_callgrind(serve_command(port, db), port) as cg:
+        body = f"token={token}&token_type_hint=access_token"
+        intro = instructions_per_request(cg, port, post(INTROSPECT_PATH, body, rs), n)
+        issue = instructions_per_request(
+            cg, port, post(TOKEN_PATH, "grant_type=client_credentials", client), n
+        )
+    print(f"introspection (cached token)   {intro:9.0f}  -> hello/introspection {base / intro:.2f}x"
+          "  (wall-clock target >= 0.50x)")  # fmt: skip
+    print(f"token issuance (SQLite)        {issue:9.0f}  -> hello/token         {base / issue:.2f}x"
+          "  (wall-clock target >= 0.25x)", flush=True)  # fmt: skip
+
+
+def resource_server_ratio(as_url: str, rs: ClientCredentials, token: str, n: int) -> None:
+    """The example resource server's unprotected vs protected (warm cache) path under callgrind."""
+    port = free_port()
+    with under_callgrind(example_rs_command(port, as_url), port, rs_env(rs)) as cg:
+        public = instructions_per_request(cg, port, get("/public/ping"), n)
+        guarded = get(PROTECTED_PATH, f"{TOKEN_HEADER}: {token}\r\n")
+        protected = instructions_per_request(cg, port, guarded, n)
+    print(f"RS unprotected /public/ping    {public:9.0f} instructions/request")
+    print(f"RS protected, warm cache       {protected:9.0f}  -> protected/unprotected "
+          f"{public / protected:.2f}x  (wall-clock target >= 0.85x)")  # fmt: skip
 
 
 def main() -> None:
@@ -162,51 +186,13 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
-    n = args.requests
     db = f"sqlite:///{tempfile.mkdtemp(prefix='tg-instr-')}/instr.db"
-    client, rs = create_client(db, "svc"), create_client(db, "rs", "--introspect")
-    as_port = free_port()
-    as_url = f"http://127.0.0.1:{as_port}"
-    serve = [PY, "-m", "tokengate", "serve", "--database", db, "--log-level", "warning"]
-    with process([*serve, "--port", str(as_port)], as_url + "/healthz"):
-        token = httpx.post(
-            as_url + "/oauth2/token",
-            data={"grant_type": "client_credentials"},
-            headers={"Authorization": basic(client)},
-        ).json()["access_token"]
-        hello_port = free_port()
-        hello = [PY, "-m", "uvicorn", "hello_asgi:app", "--app-dir", str(ROOT / "bench"),
-                 "--port", str(hello_port), "--loop", "uvloop", "--http", "httptools",
-                 "--no-access-log", "--no-proxy-headers", "--log-level", "warning"]  # fmt: skip
-        with under_callgrind(hello, hello_port) as cg:
-            base = instructions_per_request(cg, hello_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", n)
-        print(f"hello-world (GET /)            {base:9.0f} instructions/request", flush=True)
-        port = free_port()
-        with under_callgrind([*serve, "--port", str(port)], port) as cg:
-            body = f"token={token}&token_type_hint=access_token"
-            intro = instructions_per_request(
-                cg, port, post("/oauth2/introspect", body, basic(rs)), n
-            )
-            issue = instructions_per_request(
-                cg, port, post("/oauth2/token", "grant_type=client_credentials", basic(client)), n
-            )
-        print(f"introspection (cached token)   {intro:9.0f}  -> hello/introspection {base / intro:.2f}x"
-              "  (wall-clock target >= 0.50x)")  # fmt: skip
-        print(f"token issuance (SQLite)        {issue:9.0f}  -> hello/token         {base / issue:.2f}x"
-              "  (wall-clock target >= 0.25x)", flush=True)  # fmt: skip
-        env = {"TOKENGATE_RS_CLIENT_ID": rs[0], "TOKENGATE_RS_CLIENT_SECRET": rs[1]}
-        port = free_port()
-        example = [PY, "-m", "tokengate", "example-resource-server", "--port", str(port),
-                   "--issuer", as_url, "--cache-max-ttl", "3600"]  # fmt: skip
-        with under_callgrind(example, port, env) as cg:
-            public = instructions_per_request(
-                cg, port, b"GET /public/ping HTTP/1.1\r\nHost: x\r\n\r\n", n
-            )
-            guarded = f"GET /auth-api/hello HTTP/1.1\r\nHost: x\r\nX-Access-Token: {token}\r\n\r\n"
-            protected = instructions_per_request(cg, port, guarded.encode(), n)
-        print(f"RS unprotected /public/ping    {public:9.0f} instructions/request")
-        print(f"RS protected, warm cache       {protected:9.0f}  -> protected/unprotected "
-              f"{public / protected:.2f}x  (wall-clock target >= 0.85x)")  # fmt: skip
+    client = create_client(db, "svc", scope="read write")
+    rs = create_client(db, "rs", scope="read write", introspect=True)
+    with authorization_server(db) as auth:
+        token = fetch_token(auth.url, client)
+        authorization_server_ratios(db, client, rs, token, args.requests)
+        resource_server_ratio(auth.url, rs, token, args.requests)
 
 
 if __name__ == "__main__":

@@ -34,50 +34,38 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _harness import PY, free_port, process
+from _harness import (
+    PROTECTED_PATH,
+    PY,
+    TOKEN_HEADER,
+    authorization_server,
+    basic,
+    create_client,
+    example_resource_server,
+    fetch_tokens,
+    warm_resource_servers,
+)
+
+from tokengate.core.metadata import REVOKE_PATH
+from tokengate.resource import ClientCredentials
 
 TOKEN_LIFETIME = 3600
 POLL_TIMEOUT = 5.0
 
 
-def cli(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(
-        [PY, "-m", "tokengate", *args], input=stdin, capture_output=True, text=True, check=True
-    ).stdout
-
-
-def create_client(db: str, name: str, *extra: str) -> tuple[str, str]:
-    out = json.loads(cli("clients", "create", name, "--database", db, "--json", *extra))
-    return out["client_id"], out["client_secret"]
-
-
 @contextlib.contextmanager
 def authorization_servers(db: str, count: int) -> Iterator[list[str]]:
     with contextlib.ExitStack() as stack:
-        urls = []
-        for _ in range(count):
-            port = free_port()
-            args = [PY, "-m", "tokengate", "serve", "--port", str(port), "--database", db]
-            base = f"http://127.0.0.1:{port}"
-            stack.enter_context(process([*args, "--log-level", "warning"], base + "/healthz"))
-            urls.append(base)
-        yield urls
+        yield [stack.enter_context(authorization_server(db)).url for _ in range(count)]
 
 
 @contextlib.contextmanager
-def resource_servers(issuers: list[str], rs: tuple[str, str]) -> Iterator[list[str]]:
+def resource_servers(issuers: list[str], rs: ClientCredentials) -> Iterator[list[str]]:
     with contextlib.ExitStack() as stack:
-        urls = []
-        for issuer in issuers:
-            port = free_port()
-            args = [PY, "-m", "tokengate", "example-resource-server", "--port", str(port)]
-            args += ["--issuer", issuer, "--client-id", rs[0]]
-            args += ["--cache-max-ttl", str(TOKEN_LIFETIME)]
-            base = f"http://127.0.0.1:{port}"
-            env = {"TOKENGATE_RS_CLIENT_SECRET": rs[1]}
-            stack.enter_context(process(args, base + "/public/ping", env=env))
-            urls.append(base)
-        yield urls
+        servers = (
+            example_resource_server(issuer, rs, cache_max_ttl=TOKEN_LIFETIME) for issuer in issuers
+        )
+        yield [stack.enter_context(server).url for server in servers]
 
 
 async def status(http: httpx.AsyncClient, rs: str) -> dict[str, Any]:
@@ -94,35 +82,9 @@ async def wait_live(http: httpx.AsyncClient, servers: list[str]) -> None:
             await asyncio.sleep(0.05)
 
 
-async def gather_limited(limit: int, jobs: list[Any]) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: Any) -> Any:
-        async with gate:
-            return await job
-
-    return await asyncio.gather(*(one(job) for job in jobs))
-
-
-async def issue(http: httpx.AsyncClient, base: str, client: tuple[str, str], n: int) -> list[str]:
-    async def one() -> str:
-        form = {"grant_type": "client_credentials", "scope": "read"}
-        response = await http.post(base + "/oauth2/token", data=form, auth=client)
-        response.raise_for_status()
-        return str(response.json()["access_token"])
-
-    return await gather_limited(32, [one() for _ in range(n)])
-
-
 async def call(http: httpx.AsyncClient, rs: str, token: str) -> int:
-    response = await http.get(rs + "/auth-api/hello", headers={"X-Access-Token": token})
+    response = await http.get(rs + PROTECTED_PATH, headers={TOKEN_HEADER: token})
     return response.status_code
-
-
-async def warm(http: httpx.AsyncClient, servers: list[str], tokens: list[str]) -> None:
-    statuses = await gather_limited(32, [call(http, rs, t) for rs in servers for t in tokens])
-    if set(statuses) != {200}:
-        raise SystemExit(f"warm-up saw {Counter(statuses)}")
 
 
 async def first_401(http: httpx.AsyncClient, rs: str, token: str, since: float) -> float:
@@ -136,14 +98,13 @@ async def measure(
     http: httpx.AsyncClient,
     replicas: list[str],
     servers: list[str],
-    app: tuple[str, str],
+    app: ClientCredentials,
     doomed: list[str],
 ) -> list[list[float]]:
     latencies: list[list[float]] = [[] for _ in servers]
     for i, token in enumerate(doomed):
-        response = await http.post(
-            replicas[i % len(replicas)] + "/oauth2/revoke", data={"token": token}, auth=app
-        )
+        revoke = replicas[i % len(replicas)] + REVOKE_PATH
+        response = await http.post(revoke, data={"token": token}, headers=basic(app))
         since = time.perf_counter()
         response.raise_for_status()
         found = await asyncio.gather(*(first_401(http, rs, token, since) for rs in servers))
@@ -219,16 +180,17 @@ def stop_load(proc: Any) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, tmp: Path, db: str) -> None:
-    app = create_client(db, "bench-app", "--scope", "read", "--token-ttl", str(TOKEN_LIFETIME))
-    rs = create_client(db, "bench-rs", "--scope", "", "--introspect")
+    app = create_client(db, "bench-app", scope="read", token_ttl=TOKEN_LIFETIME)
+    rs = create_client(db, "bench-rs", scope="", introspect=True)
     with authorization_servers(db, args.replicas) as replicas:
         issuers = [replicas[i % len(replicas)] for i in range(2)]
         with resource_servers(issuers, rs) as servers:
             async with httpx.AsyncClient(timeout=10) as http:
                 await wait_live(http, servers)
-                tokens = await issue(http, replicas[0], app, args.tokens + args.revocations)
+                count = args.tokens + args.revocations
+                tokens = await fetch_tokens(replicas[0], app, count, scope="read")
                 steady, doomed = tokens[: args.tokens], tokens[args.tokens :]
-                await warm(http, servers, tokens)
+                await warm_resource_servers(servers, tokens)
                 before = [(await status(http, s))["stats"] for s in servers]
                 loader = start_load(tmp, servers, steady, args.rate)
                 await asyncio.sleep(2)

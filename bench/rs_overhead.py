@@ -16,77 +16,67 @@ One run, loopback only, one authorization server (SQLite) and one example resour
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from _harness import PY, free_port, median_ratio, process, run_wrk
+from _harness import (
+    PROTECTED_PATH,
+    TOKEN_HEADER,
+    Row,
+    alternate,
+    authorization_server,
+    create_client,
+    example_resource_server,
+    fetch_token,
+    introspect,
+    median_ratio,
+    run_wrk,
+    wrk_script,
+)
+
+from tokengate.resource import ClientCredentials
 
 
-def cli(*args: str) -> str:
-    return subprocess.run(
-        [PY, "-m", "tokengate", *args], capture_output=True, text=True, check=True
-    ).stdout
-
-
-def create_client(db: str, name: str, *extra: str) -> tuple[str, str]:
-    out = json.loads(cli("clients", "create", name, "--database", db, "--json", *extra))
-    return out["client_id"], out["client_secret"]
-
-
-def token(as_url: str, client: tuple[str, str], http: httpx.Client) -> str:
-    response = http.post(
-        as_url + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=client
-    )
-    return str(response.json()["access_token"])
-
-
-def header_script(directory: Path, value: str) -> Path:
-    path = directory / "hello.lua"
-    path.write_text(f'wrk.headers["X-Access-Token"] = "{value}"\n')
-    return path
+def print_round(index: int, row: Row) -> None:
+    public, protected = row["unprotected"], row["protected"]
+    print(f"round {index + 1}: unprotected {public:8.0f} rps | protected (warm cache) "
+          f"{protected:8.0f} rps ({protected / public:.2f}x)", flush=True)  # fmt: skip
 
 
 def warm_cache_ratio(rs_url: str, script: Path, args: argparse.Namespace) -> None:
     run_wrk(rs_url + "/public/ping", connections=args.connections, seconds=1)  # warm-up
-    rows = []
-    for i in range(args.rounds):
-        public = run_wrk(
-            rs_url + "/public/ping", connections=args.connections, seconds=args.seconds
-        )
-        protected = run_wrk(
-            rs_url + "/auth-api/hello", connections=args.connections, seconds=args.seconds,
-            script=script,
-        )  # fmt: skip
-        rows.append((protected, public))
-        print(f"round {i + 1}: unprotected {public:8.0f} rps | protected (warm cache) "
-              f"{protected:8.0f} rps ({protected / public:.2f}x)", flush=True)  # fmt: skip
-    ratio = median_ratio(rows)
+    wrk = functools.partial(run_wrk, connections=args.connections, seconds=args.seconds)
+    cases = {
+        "unprotected": functools.partial(wrk, rs_url + "/public/ping"),
+        "protected": functools.partial(wrk, rs_url + PROTECTED_PATH, script=script),
+    }
+    ratio = median_ratio(
+        alternate(cases, args.rounds, report=print_round), "protected", "unprotected"
+    )
     verdict = "PASS" if ratio >= 0.85 else "MISS"
     print(f"protected (warm cache) / unprotected: {ratio:.2f}x  (target >= 0.85x) {verdict}\n")
 
 
 def miss_latency(
-    as_url: str, rs_url: str, client: tuple[str, str], rs: tuple[str, str], misses: int
+    as_url: str, rs_url: str, client: ClientCredentials, rs: ClientCredentials, misses: int
 ) -> None:
     with httpx.Client(timeout=10) as http:
-        fresh = [token(as_url, client, http) for _ in range(misses)]
+        fresh = [fetch_token(as_url, client, http) for _ in range(misses)]
         direct_token = fresh[0]
         via_rs, direct = [], []
         for value in fresh:
             started = time.perf_counter()
-            response = http.get(rs_url + "/auth-api/hello", headers={"X-Access-Token": value})
+            response = http.get(rs_url + PROTECTED_PATH, headers={TOKEN_HEADER: value})
             via_rs.append(time.perf_counter() - started)
             assert response.status_code == 200, response.text
             started = time.perf_counter()
-            response = http.post(as_url + "/oauth2/introspect", data={"token": direct_token},
-                                 auth=rs)  # fmt: skip
+            active = introspect(as_url, rs, direct_token, http)["active"]
             direct.append(time.perf_counter() - started)
-            assert response.json()["active"] is True
+            assert active is True
     miss, base = statistics.median(via_rs) * 1000, statistics.median(direct) * 1000
     print(f"cache miss through the RS: median {miss:.2f} ms | direct introspection call: "
           f"median {base:.2f} ms")  # fmt: skip
@@ -105,22 +95,15 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tg-rs-bench-"))
     db = f"sqlite:///{tmp / 'rs.db'}"
-    client = create_client(db, "svc", "--scope", "read write")
-    rs = create_client(db, "rs", "--introspect")
-    as_port, rs_port = free_port(), free_port()
-    as_url, rs_url = f"http://127.0.0.1:{as_port}", f"http://127.0.0.1:{rs_port}"
-    server = [PY, "-m", "tokengate", "serve", "--port", str(as_port), "--database", db,
-              "--log-level", "warning"]  # fmt: skip
-    resource = [PY, "-m", "tokengate", "example-resource-server", "--port", str(rs_port),
-                "--issuer", as_url, "--cache-max-ttl", "3600"]  # fmt: skip
-    env = {"TOKENGATE_RS_CLIENT_ID": rs[0], "TOKENGATE_RS_CLIENT_SECRET": rs[1]}
-    with process(server, as_url + "/healthz"), process(resource, rs_url + "/public/ping", env):
+    client = create_client(db, "svc", scope="read write")
+    rs = create_client(db, "rs", introspect=True)
+    with authorization_server(db) as auth, example_resource_server(auth.url, rs) as resource:
         with httpx.Client(timeout=10) as http:
-            value = token(as_url, client, http)
-            warm = http.get(rs_url + "/auth-api/hello", headers={"X-Access-Token": value})
+            value = fetch_token(auth.url, client, http)
+            warm = http.get(resource.url + PROTECTED_PATH, headers={TOKEN_HEADER: value})
             assert warm.status_code == 200, warm.text
-        warm_cache_ratio(rs_url, header_script(tmp, value), args)
-        miss_latency(as_url, rs_url, client, rs, args.misses)
+        warm_cache_ratio(resource.url, wrk_script(tmp, "hello", {TOKEN_HEADER: value}), args)
+        miss_latency(auth.url, resource.url, client, rs, args.misses)
 
 
 if __name__ == "__main__":

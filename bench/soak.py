@@ -23,115 +23,76 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import json
 import re
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
-from _harness import PY, free_port, process, require_wrk
+from _harness import (
+    FORM,
+    PROTECTED_PATH,
+    TOKEN_HEADER,
+    Server,
+    WrkResult,
+    authorization_server,
+    create_client,
+    example_resource_server,
+    fetch_tokens,
+    lua_string,
+    parse_wrk,
+    start_wrk,
+    warm_resource_servers,
+)
 
-FORM = "application/x-www-form-urlencoded"
+from tokengate.core.metadata import INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
+from tokengate.resource import ClientCredentials
 
-
-# -- setup: clients, processes, tokens ---------------------------------------------------------
-
-
-def create_client(db: str, name: str, *extra: str) -> tuple[str, str]:
-    out = subprocess.run(
-        [PY, "-m", "tokengate", "clients", "create", name, "--database", db, "--json", *extra],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    document = json.loads(out)
-    return document["client_id"], document["client_secret"]
-
-
-def basic(client: tuple[str, str]) -> str:
-    raw = f"{quote(client[0], safe='')}:{quote(client[1], safe='')}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
+# -- setup: processes --------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def servers(db: str, rs_client: tuple[str, str]) -> Iterator[tuple[str, str, int, int]]:
-    """(AS URL, RS URL, AS pid, RS pid)."""
-    as_port, rs_port = free_port(), free_port()
-    as_url, rs_url = f"http://127.0.0.1:{as_port}", f"http://127.0.0.1:{rs_port}"
-    serve = [PY, "-m", "tokengate", "serve", "--port", str(as_port), "--database", db,
-             "--log-level", "warning"]  # fmt: skip
-    rs = [PY, "-m", "tokengate", "example-resource-server", "--port", str(rs_port),
-          "--issuer", as_url, "--client-id", rs_client[0], "--cache-max-ttl", "3600",
-          "--no-access-log"]  # fmt: skip
-    env = {"TOKENGATE_RS_CLIENT_SECRET": rs_client[1]}
+def servers(db: str, rs_client: ClientCredentials) -> Iterator[tuple[Server, Server]]:
+    """The authorization server and the example resource server following it."""
     with (
-        process(serve, as_url + "/healthz") as as_proc,
-        process(rs, rs_url + "/public/ping", env=env) as rs_proc,
+        authorization_server(db) as auth,
+        example_resource_server(auth.url, rs_client, "--no-access-log") as resource,
     ):
-        yield as_url, rs_url, as_proc.pid, rs_proc.pid
-
-
-async def issue_tokens(as_url: str, client: tuple[str, str], count: int) -> list[str]:
-    limits, timeout = httpx.Limits(max_connections=32), httpx.Timeout(30, pool=None)
-    async with httpx.AsyncClient(
-        base_url=as_url, auth=client, limits=limits, timeout=timeout
-    ) as http:
-
-        async def one() -> str:
-            response = await http.post("/oauth2/token", data={"grant_type": "client_credentials"})
-            response.raise_for_status()
-            return str(response.json()["access_token"])
-
-        return list(await asyncio.gather(*(one() for _ in range(count))))
-
-
-async def warm_rs(rs_url: str, tokens: list[str]) -> None:
-    limits, timeout = httpx.Limits(max_connections=32), httpx.Timeout(30, pool=None)
-    async with httpx.AsyncClient(base_url=rs_url, limits=limits, timeout=timeout) as http:
-        answers = await asyncio.gather(
-            *(http.get("/auth-api/hello", headers={"X-Access-Token": t}) for t in tokens)
-        )
-    bad = [a.status_code for a in answers if a.status_code != 200]
-    if bad:
-        raise SystemExit(f"resource server refused warm-up tokens: {bad[:5]}")
+        yield auth, resource
 
 
 # -- wrk scripts and output --------------------------------------------------------------------
 
 
 def lua_list(name: str, values: list[str]) -> str:
-    return f"local {name} = {{\n" + ",\n".join(f'"{v}"' for v in values) + "\n}\n"
+    return f"local {name} = {{\n" + ",\n".join(map(lua_string, values)) + "\n}\n"
 
 
-def as_script(path: Path, mix: tuple[float, float, float], app: str, rs: str,
-              pool: list[str], revocable: list[str]) -> Path:  # fmt: skip
+def as_script(path: Path, mix: tuple[float, float, float], app: ClientCredentials,
+              rs: ClientCredentials, pool: list[str], revocable: list[str]) -> Path:  # fmt: skip
     token_share, introspect_share = mix[0], mix[0] + mix[1]
     path.write_text(
         lua_list("pool", pool)
         + lua_list("revocable", revocable)
         + f"""
-local app = {{["Authorization"] = "{app}", ["Content-Type"] = "{FORM}"}}
-local rs = {{["Authorization"] = "{rs}", ["Content-Type"] = "{FORM}"}}
+local app = {{["Authorization"] = "{app.basic_authorization()}", ["Content-Type"] = "{FORM}"}}
+local rs = {{["Authorization"] = "{rs.basic_authorization()}", ["Content-Type"] = "{FORM}"}}
 function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)) end
 function request()
   local r = math.random()
   if r < {token_share} then
-    return wrk.format("POST", "/oauth2/token", app, "grant_type=client_credentials")
+    return wrk.format("POST", "{TOKEN_PATH}", app, "grant_type=client_credentials")
   elseif r < {introspect_share} then
     local body = "token=" .. pool[math.random(#pool)] .. "&token_type_hint=access_token"
-    return wrk.format("POST", "/oauth2/introspect", rs, body)
+    return wrk.format("POST", "{INTROSPECT_PATH}", rs, body)
   end
   local body = "token=" .. revocable[math.random(#revocable)] .. "&token_type_hint=access_token"
-  return wrk.format("POST", "/oauth2/revoke", app, body)
+  return wrk.format("POST", "{REVOKE_PATH}", app, body)
 end
 """
     )
@@ -141,63 +102,26 @@ end
 def rs_script(path: Path, tokens: list[str]) -> Path:
     path.write_text(
         lua_list("tokens", tokens)
-        + """
+        + f"""
 function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)) end
 function request()
-  local headers = {["X-Access-Token"] = tokens[math.random(#tokens)]}
-  return wrk.format("GET", "/auth-api/hello", headers)
+  local headers = {{["{TOKEN_HEADER}"] = tokens[math.random(#tokens)]}}
+  return wrk.format("GET", "{PROTECTED_PATH}", headers)
 end
 """
     )
     return path
 
 
-def start_wrk(url: str, script: Path, args: argparse.Namespace) -> subprocess.Popen[str]:
-    command = [require_wrk(), "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
-               "--timeout", f"{args.wrk_timeout}s", "-s", str(script), url]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-@dataclass
-class WrkResult:
-    requests: int
-    seconds: float
-    non_2xx: int
-    socket_errors: dict[str, int]
-    percentiles: dict[str, float]  # "50%" → ms
-    raw: str
-
-    @property
-    def errors(self) -> int:
-        return self.non_2xx + sum(self.socket_errors.values())
-
-
-def parse_wrk(out: str) -> WrkResult:
-    done = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
-    if done is None:
-        raise SystemExit(f"unparseable wrk output:\n{out}")
-    seconds = float(done.group(2)) * {"s": 1, "m": 60, "ms": 1e-3}[done.group(3)]
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
-    names = ("connect", "read", "write", "timeout")
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return WrkResult(
-        requests=int(done.group(1)),
-        seconds=seconds,
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=dict(zip(names, map(int, sockets.groups()), strict=True)) if sockets else {},
-        percentiles={p: _ms(v) for p, v in re.findall(r"^\s+(\d+%)\s+([\d.]+\w+)$", out, re.M)},
-        raw=out,
-    )
+def run_wrk_side_by_side(
+    scripts: dict[str, Path], args: argparse.Namespace
+) -> dict[str, WrkResult]:
+    """One wrk per base URL, all at once for `--duration` seconds."""
+    options = {"connections": args.connections, "seconds": args.duration,
+               "timeout": args.wrk_timeout}  # fmt: skip
+    runs = {url: start_wrk(url + "/", script=script, **options) for url, script in scripts.items()}
+    return {url: parse_wrk(run.communicate(timeout=args.duration + 60)[0])
+            for url, run in runs.items()}  # fmt: skip
 
 
 # -- sampling ----------------------------------------------------------------------------------
@@ -322,34 +246,41 @@ def main() -> None:
     args = parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tg-soak-"))
     db = args.database or f"sqlite:///{tmp / 'soak.db'}"
-    app = create_client(db, "soak-app", "--scope", "read write", "--token-ttl", "7200")
-    rs_client = create_client(db, "soak-rs", "--introspect")
-    with servers(db, rs_client) as (as_url, rs_url, as_pid, rs_pid):
+    app = create_client(db, "soak-app", scope="read write", token_ttl=7200)
+    rs_client = create_client(db, "soak-rs", introspect=True)
+    with servers(db, rs_client) as (auth, resource):
         pool, revocable, rs_tokens = (
-            asyncio.run(issue_tokens(as_url, app, n))
+            asyncio.run(fetch_tokens(auth.url, app, n))
             for n in (args.pool, args.pool, args.rs_tokens)
         )
-        asyncio.run(warm_rs(rs_url, rs_tokens))
-        scripts = (
-            as_script(tmp / "as.lua", args.shares, basic(app), basic(rs_client), pool, revocable),
-            rs_script(tmp / "rs.lua", rs_tokens),
-        )
-        sampler = Sampler(as_url, rs_url, {"AS": as_pid, "RS": rs_pid}, args.sample_interval)
-        before = as_counts(as_url)
+        asyncio.run(warm_resource_servers([resource.url], rs_tokens))
+        scripts = {
+            auth.url: as_script(tmp / "as.lua", args.shares, app, rs_client, pool, revocable),
+            resource.url: rs_script(tmp / "rs.lua", rs_tokens),
+        }
+        pids = {"AS": auth.pid, "RS": resource.pid}
+        sampler = Sampler(auth.url, resource.url, pids, args.sample_interval)
+        before = as_counts(auth.url)
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
-        print(f"soak: {args.duration}s, {args.connections} connections each on AS ({as_url}, mix "
-              f"token/introspect/revoke {args.mix}) and RS ({rs_url}), database "
+        print(f"soak: {args.duration}s, {args.connections} connections each on AS ({auth.url}, mix "
+              f"token/introspect/revoke {args.mix}) and RS ({resource.url}), database "
               f"{db.split(':')[0]}", flush=True)  # fmt: skip
-        runs = [
-            start_wrk(as_url + "/", scripts[0], args),
-            start_wrk(rs_url + "/", scripts[1], args),
-        ]
-        outputs = [run.communicate(timeout=args.duration + 60)[0] for run in runs]
+        results = run_wrk_side_by_side(scripts, args)
         sampler.stop.set()
         thread.join(10)
-        after = as_counts(as_url)
-    as_result, rs_result = (parse_wrk(out) for out in outputs)
+        after = as_counts(auth.url)
+    report(results[auth.url], results[resource.url], before, after, sampler, args)
+
+
+def report(
+    as_result: WrkResult,
+    rs_result: WrkResult,
+    before: dict[tuple[str, str], float],
+    after: dict[tuple[str, str], float],
+    sampler: Sampler,
+    args: argparse.Namespace,
+) -> None:
     print()
     report_wrk("AS mixed", as_result)
     unexpected = report_endpoints(before, after)

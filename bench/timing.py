@@ -19,21 +19,18 @@ Not a unit test (a shared machine is too noisy for a pass/fail threshold): a ben
 from __future__ import annotations
 
 import argparse
-import base64
-import json
-import random
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
-from _harness import PY, free_port, process
+from _harness import alternate, authorization_server, basic, column, create_client, token_form
 
 from tokengate.core.credentials import hash_value, new_client_id, new_client_secret, verify_secret
+from tokengate.core.metadata import TOKEN_PATH
+from tokengate.resource import ClientCredentials
 
 
 def flip(text: str, index: int) -> str:
@@ -51,13 +48,8 @@ def summary(samples: list[float]) -> tuple[float, float]:
 
 def interleaved(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
     """`rounds` samples of every case, the order shuffled each round."""
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    names = list(cases)
-    for _ in range(rounds):
-        random.shuffle(names)
-        for name in names:
-            samples[name].append(cases[name]())
-    return samples
+    rows = alternate(cases, rounds, shuffle=True)
+    return {name: column(rows, name) for name in cases}
 
 
 def report(title: str, unit: str, samples: dict[str, list[float]], reference: str) -> None:
@@ -104,28 +96,12 @@ def in_process(rounds: int, batch: int) -> None:
 # -- 2. through the token endpoint ---------------------------------------------------------------
 
 
-def create_client(db: str) -> tuple[str, str]:
-    out = subprocess.run(
-        [PY, "-m", "tokengate", "clients", "create", "timing", "--scope", "read",
-         "--database", db, "--json"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    document = json.loads(out)
-    return document["client_id"], document["client_secret"]
-
-
-def basic(client_id: str, secret: str) -> str:
-    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
-
-
-def request_timer(http: httpx.Client, authorization: str) -> Callable[[], float]:
-    headers = {"Authorization": authorization}
-    body = {"grant_type": "client_credentials"}
+def request_timer(http: httpx.Client, client: ClientCredentials) -> Callable[[], float]:
+    headers, body = basic(client), token_form()
 
     def sample() -> float:
         started = time.perf_counter_ns()
-        response = http.post("/oauth2/token", data=body, headers=headers)
+        response = http.post(TOKEN_PATH, data=body, headers=headers)
         elapsed = (time.perf_counter_ns() - started) / 1000
         if response.status_code != 401:
             raise SystemExit(f"expected 401, got {response.status_code}: {response.text}")
@@ -137,20 +113,22 @@ def request_timer(http: httpx.Client, authorization: str) -> Callable[[], float]
 def through_endpoint(samples: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tg-timing-"))
     db = f"sqlite:///{tmp / 'timing.db'}"
-    client_id, secret = create_client(db)
-    port = free_port()
-    serve = [PY, "-m", "tokengate", "serve", "--port", str(port), "--database", db,
-             "--log-level", "error", "--max-auth-failures", "1000000000", "1000000000"]  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    with process(serve, base + "/healthz"), httpx.Client(base_url=base, timeout=10) as http:
+    client = create_client(db, "timing", scope="read")
+    client_id, secret = client.client_id, client.client_secret
+    throttle_off = ("--max-auth-failures", "1000000000", "1000000000")
+    with (
+        authorization_server(db, *throttle_off, log_level="error") as auth,
+        httpx.Client(base_url=auth.url, timeout=10) as http,
+    ):
         last = len(secret) - 1
         cases = {
-            "wrong first char": request_timer(http, basic(client_id, flip(secret, 0))),
-            "wrong last char": request_timer(http, basic(client_id, flip(secret, last))),
-            "unknown client": request_timer(http, basic(new_client_id(), secret)),
+            "wrong first char": ClientCredentials(client_id, flip(secret, 0)),
+            "wrong last char": ClientCredentials(client_id, flip(secret, last)),
+            "unknown client": ClientCredentials(new_client_id(), secret),
         }
-        interleaved(cases, max(1, samples // 10))  # warm-up: connection, caches, JIT-less paths
-        results = interleaved(cases, samples)
+        timers = {name: request_timer(http, presented) for name, presented in cases.items()}
+        interleaved(timers, max(1, samples // 10))  # warm-up: connection, caches, JIT-less paths
+        results = interleaved(timers, samples)
     report(f"POST /oauth2/token → 401, real server on loopback ({samples} samples per case)",
            "us", results, "wrong last char")  # fmt: skip
 

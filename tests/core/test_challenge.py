@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,3 +50,30 @@ def test_quote_is_one_quoted_string(text: str) -> None:
         assert ord(inner[i]) >= 0x20
         assert inner[i] != "\x7f"
         i += 1
+
+
+@pytest.mark.parametrize(
+    ("error", "description", "scope", "header"),
+    [
+        pytest.param(
+            "invalid_token",
+            "The access token expired",
+            None,
+            'Bearer realm="example", error="invalid_token", '
+            'error_description="The access token expired"',
+            id="rfc6750-3-expired-token",
+        ),
+        pytest.param(
+            "insufficient_scope",
+            None,
+            "read write",
+            'Bearer realm="example", error="insufficient_scope", scope="read write"',
+            id="rfc6750-3.1-insufficient_scope-without-description",
+        ),
+    ],
+)
+def test_rfc6750_examples(
+    error: str, description: str | None, scope: str | None, header: str
+) -> None:
+    """RFC 6750 §3: the specification's own `WWW-Authenticate` example, byte for byte."""
+    assert bearer_challenge("example", error, description, scope) == header
