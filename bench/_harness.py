@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from tokengate.core.metadata import INTROSPECT_PATH, TOKEN_PATH
-from tokengate.resource import ClientCredentials
+from tokengate.core.wire import INTROSPECT_PATH, TOKEN_PATH
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -32,7 +32,7 @@ from _harness import (
     wrk_post_script,
 )
 
-from tokengate.core.metadata import INTROSPECT_PATH, TOKEN_PATH
+from tokengate.core.wire import INTROSPECT_PATH, TOKEN_PATH
 
 
 def print_round(index: int, row: Row) -> None:

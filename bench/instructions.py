@@ -49,7 +49,7 @@ from _harness import (
     serve_command,
 )
 
-from tokengate.core.metadata import INTROSPECT_PATH, TOKEN_PATH
+from tokengate.core.wire import INTROSPECT_PATH, TOKEN_PATH
 from tokengate.resource import ClientCredentials
 
 

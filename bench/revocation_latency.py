@@ -46,7 +46,7 @@ from _harness import (
     warm_resource_servers,
 )
 
-from tokengate.core.metadata import REVOKE_PATH
+from tokengate.core.wire import REVOKE_PATH
 from tokengate.resource import ClientCredentials
 
 TOKEN_LIFETIME = 3600

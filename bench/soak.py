@@ -50,7 +50,7 @@ from _harness import (
     warm_resource_servers,
 )
 
-from tokengate.core.metadata import INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
+from tokengate.core.wire import INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
 from tokengate.resource import ClientCredentials
 
 # -- setup: processes --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import httpx
 from _harness import alternate, authorization_server, basic, column, create_client, token_form
 
 from tokengate.core.credentials import hash_value, new_client_id, new_client_secret, verify_secret
-from tokengate.core.metadata import TOKEN_PATH
+from tokengate.core.wire import TOKEN_PATH
 from tokengate.resource import ClientCredentials
 
 

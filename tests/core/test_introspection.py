@@ -160,11 +160,6 @@ def test_inactive_is_exactly_active_false(
     assert body is INACTIVE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='spec deviation: `scope` is rendered as "" for a token without scopes; RFC 7662 §2.2'
-    " wants the RFC 6749 §3.3 format (1*scope-token), so the member should be omitted",
-)
 def test_token_without_scopes_has_no_empty_scope() -> None:
     """§2.2/RFC 6749 §3.3: `scope`, when present, is one or more scope-tokens."""
     body = introspection_body(make_token(scopes=frozenset()), RESOURCE_SERVER, NOW, ISSUER)

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.core.metadata import (
-    INTROSPECT_PATH,
-    METADATA_PATH,
-    REVOKE_PATH,
-    TOKEN_PATH,
-    server_metadata,
-)
+from tokengate.core.metadata import server_metadata
+from tokengate.core.wire import INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 

@@ -168,11 +168,6 @@ def test_grant_type_is_checked_first() -> None:
         issue(make_client(), parse_form(b"grant_type=password&scope=admin"), NOW)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='spec deviation: a client without scopes gets `"scope": ""`; RFC 6749 §3.3'
-    " defines scope as 1*scope-token, so §5.1 `scope` should be omitted instead",
-)
 def test_no_empty_scope_in_the_response() -> None:
     """§5.1/§3.3: `scope`, when present, is one or more scope-tokens."""
     issued = issue(make_client(scopes=frozenset()), parse_form(RFC_REQUEST), NOW)

@@ -43,7 +43,6 @@ def introspection_body(
         return INACTIVE
     body: dict[str, Any] = {
         "active": True,
-        "scope": format_scope(token.scopes),
         "client_id": token.client_id,
         "token_type": "Bearer",
         "exp": token.expires_at,
@@ -53,6 +52,8 @@ def introspection_body(
         "iss": issuer,
         "jti": token.jti,
     }
+    if token.scopes:  # RFC 7662 §2.2 takes RFC 6749 §3.3's 1*scope-token: no empty member
+        body["scope"] = format_scope(token.scopes)
     if token.audiences:
         body["aud"] = token.audiences[0] if len(token.audiences) == 1 else list(token.audiences)
     return body

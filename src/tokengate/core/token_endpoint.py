@@ -79,6 +79,7 @@ def issue(client: Client, form: dict[str, list[str]], now: int) -> IssuedToken:
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": client.token_ttl,
-        "scope": format_scope(scopes),
     }
+    if scopes:  # RFC 6749 §3.3: a scope is 1*scope-token, so an empty set is no member at all
+        body["scope"] = format_scope(scopes)
     return IssuedToken(record, body)

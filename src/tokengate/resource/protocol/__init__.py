@@ -2,7 +2,7 @@
 
 | module | RFC | what it decides |
 |---|---|---|
-| `resolver` | RFC 6750 §2.1, §3.1 | the token a request carries (custom header, `Authorization: Bearer`) |
+| `resolver` | RFC 6750 §2.1, §3.1 | the one token a request carries (two headers read) |
 | `policy` | — | which paths are protected and which scopes each route needs |
 | `decision` | RFC 7662 §4, RFC 6750 §3.1 | allow, 401 `invalid_token` or 403 `insufficient_scope` |
 | `claims` | RFC 7662 §2.2 | the validated introspection response as `TokenClaims` |
