@@ -14,7 +14,10 @@ import pytest
 
 from tokengate.core.credentials import hash_value, new_access_token, new_client_secret, new_jti
 from tokengate.core.models import AccessToken, Client
-from tokengate.storage.sqlite import SCHEMA_VERSION, SQLiteStore
+from tokengate.storage.migrations import latest_version
+from tokengate.storage.sqlite import SQLiteStore
+
+SCHEMA_VERSION = latest_version()
 
 pytestmark = pytest.mark.anyio
 
