@@ -147,3 +147,21 @@ async def test_wait_for_change_wakes_on_another_stores_event(url: str) -> None:
     finally:
         await writer.close()
         await follower.close()
+
+
+async def test_a_lost_connection_is_storage_unavailable(url: str) -> None:
+    """A pooled connection the server killed fails as StorageUnavailable; the next call works."""
+    store = PostgresStore(url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StorageUnavailable) as raised:
+            await store.get_token("0" * 64)
+        assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+        assert await store.get_token("0" * 64) is None  # the pool replaced the connection
+    finally:
+        await store.close()
