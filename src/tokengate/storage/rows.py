@@ -10,19 +10,22 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tokengate.core.models import AccessToken, Client, RevocationEvent
 from tokengate.storage.schema import CLIENTS, EVENTS, TOKENS, Table
 
-_R = TypeVar("_R")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_R = TypeVar("_R", bound="DataclassInstance")
 
 
 class RowCodec(Generic[_R]):
     """Converts records of one dataclass to rows of one table and back."""
 
     def __init__(self, table: Table, record: type[_R]) -> None:
-        fields = tuple(f.name for f in dataclasses.fields(record))  # type: ignore[arg-type]
+        fields = tuple(f.name for f in dataclasses.fields(record))
         if fields != table.names:  # fail at import, not on the first query
             raise TypeError(f"{record.__name__} fields {fields} != {table.name} {table.names}")
         self._fields = operator.attrgetter(*table.names)
