@@ -45,7 +45,7 @@ from tokengate.storage.rows import (
 
 PURGE_CHUNK = 5000  # rows per purge statement, so a big purge never holds locks for long
 # Outages of this driver, raised as StorageUnavailable (a PoolTimeout is an OperationalError).
-OUTAGES = (psycopg.OperationalError, ConnectionError, TimeoutError)
+_OUTAGES = (psycopg.OperationalError, ConnectionError, TimeoutError)
 
 _EVENTS_LOCK = int.from_bytes(b"tgevents", "big")  # pg_advisory_xact_lock key (bigint)
 
@@ -284,7 +284,7 @@ async def _emit(
 def _outages_raised_as_unavailable() -> Iterator[None]:
     try:
         yield
-    except OUTAGES as exc:
+    except _OUTAGES as exc:
         raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
 
