@@ -11,8 +11,9 @@ import pytest
 
 from tokengate.core.credentials import hash_value, new_access_token, new_client_secret, new_jti
 from tokengate.core.models import AccessToken, Client, EventKind
-from tokengate.storage import postgres, sqlite
 from tokengate.storage.base import StaleClient, Store
+from tokengate.storage.postgres import store as postgres_store
+from tokengate.storage.sqlite import ops as sqlite_ops
 
 pytestmark = pytest.mark.anyio
 
@@ -237,8 +238,8 @@ async def test_purge_expired_works_through_many_chunks(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A purge larger than one delete chunk still removes every expired token."""
-    monkeypatch.setattr(sqlite, "PURGE_CHUNK", 3)
-    monkeypatch.setattr(postgres, "PURGE_CHUNK", 3)
+    monkeypatch.setattr(sqlite_ops, "PURGE_CHUNK", 3)
+    monkeypatch.setattr(postgres_store, "PURGE_CHUNK", 3)
     for _ in range(10):
         await store.add_token(make_token(ttl=1))
     kept = make_token(ttl=100)

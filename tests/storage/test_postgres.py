@@ -13,7 +13,13 @@ import pytest
 from tests.support.postgres import fresh_database
 from tokengate.core.credentials import hash_value, new_access_token, new_jti
 from tokengate.core.models import AccessToken, Client
-from tokengate.storage.postgres import NOTIFY_CHANNEL, SCHEMA_VERSION, PostgresStore, _conninfo
+from tokengate.storage.base import StorageUnavailable
+from tokengate.storage.migrations import latest_version
+from tokengate.storage.postgres import PostgresStore
+from tokengate.storage.postgres.sql import NOTIFY_CHANNEL
+from tokengate.storage.postgres.store import _conninfo
+
+SCHEMA_VERSION = latest_version()
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -102,8 +108,9 @@ async def test_unreachable_server_fails_fast() -> None:
     """open() on a port nobody listens on raises within seconds instead of hanging."""
     store = PostgresStore("postgresql://postgres@127.0.0.1:9/none", connect_timeout=1.0)
     started = time.monotonic()
-    with pytest.raises(psycopg_pool.PoolTimeout):
+    with pytest.raises(StorageUnavailable) as raised:
         await store.open()
+    assert isinstance(raised.value.__cause__, psycopg_pool.PoolTimeout)
     assert time.monotonic() - started < 10
 
 
@@ -140,3 +147,21 @@ async def test_wait_for_change_wakes_on_another_stores_event(url: str) -> None:
     finally:
         await writer.close()
         await follower.close()
+
+
+async def test_a_lost_connection_is_storage_unavailable(url: str) -> None:
+    """A pooled connection the server killed fails as StorageUnavailable; the next call works."""
+    store = PostgresStore(url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StorageUnavailable) as raised:
+            await store.get_token("0" * 64)
+        assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+        assert await store.get_token("0" * 64) is None  # the pool replaced the connection
+    finally:
+        await store.close()

@@ -14,7 +14,11 @@ import pytest
 
 from tokengate.core.credentials import hash_value, new_access_token, new_client_secret, new_jti
 from tokengate.core.models import AccessToken, Client
-from tokengate.storage.sqlite import SCHEMA_VERSION, SQLiteStore
+from tokengate.storage.base import StorageUnavailable
+from tokengate.storage.migrations import latest_version
+from tokengate.storage.sqlite import SQLiteStore
+
+SCHEMA_VERSION = latest_version()
 
 pytestmark = pytest.mark.anyio
 
@@ -148,3 +152,33 @@ def test_processes_sharing_one_new_file_never_see_database_locked(tmp_path: Path
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM tokens").fetchone() == (800,)
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (4,)
+
+
+async def test_a_write_lock_held_past_busy_timeout_is_storage_unavailable(tmp_path: Path) -> None:
+    """Another process holding the write lock too long: StorageUnavailable, the loop not blocked."""
+    path = tmp_path / "tokengate.db"
+    store = SQLiteStore(str(path), busy_timeout=0.2)
+    await store.open()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        with pytest.raises(StorageUnavailable) as raised:
+            await store.add_token(token_for(new_access_token()))
+        ticker.cancel()
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+        assert ticks >= 5  # the wait was asyncio.sleep backoff, not a blocking busy handler
+        blocker.execute("ROLLBACK")
+        await store.add_token(token := token_for(new_access_token()))  # works again
+        assert await store.get_token(token.token_hash) == token
+    finally:
+        blocker.close()
+        await store.close()

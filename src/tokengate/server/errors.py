@@ -1,21 +1,11 @@
-"""Classify unexpected exceptions: a storage outage is 503, anything else is 500."""
+"""Classify unexpected exceptions: a storage outage is 503, anything else is 500.
+
+The classification belongs to the storage layer (`tokengate.storage.base.is_outage`), which
+knows its drivers' errors without importing them: the server loads no database driver.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+from tokengate.storage.base import is_outage as is_storage_outage
 
-import psycopg
-import psycopg_pool
-
-_OUTAGES: tuple[type[BaseException], ...] = (
-    sqlite3.OperationalError,
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def is_storage_outage(exc: BaseException) -> bool:
-    """True for errors that mean "the database is unreachable or busy right now"."""
-    return isinstance(exc, _OUTAGES)
+__all__ = ["is_storage_outage"]

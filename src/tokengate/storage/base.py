@@ -3,10 +3,15 @@
 Backends store hashes only (see `tokengate.core.credentials`). Every operation that ends a
 token's validity before its `exp` appends a `RevocationEvent` in the same transaction, so the
 event log is durable, ordered by `position`, and replayable (issue: instant revocation).
+
+A backend raises `StorageUnavailable` (its driver's error as the cause) when the database is
+unreachable or too busy right now: the server answers 503 with Retry-After (RFC 6749 §5.2
+`temporarily_unavailable`) instead of 500, and never needs to import a database driver.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Protocol
 
 from tokengate.core.models import AccessToken, Client, RevocationEvent
@@ -14,6 +19,31 @@ from tokengate.core.models import AccessToken, Client, RevocationEvent
 
 class StaleClient(Exception):
     """The client was disabled, deleted or re-keyed after the request authenticated."""
+
+
+class StorageUnavailable(Exception):
+    """The database is unreachable or too busy right now; the same call may work later."""
+
+
+# Driver errors that mean an outage, for a store that lets one escape unmapped (a custom
+# backend, a test double). Found through `sys.modules`: a driver that was never imported cannot
+# have raised, and classifying must not import one (the server would load psycopg for nothing).
+_DRIVER_OUTAGES = (
+    ("sqlite3", "OperationalError"),  # locked past busy_timeout, disk I/O error, cannot open
+    ("psycopg", "OperationalError"),  # connection lost or refused, statement_timeout
+    ("psycopg_pool", "PoolTimeout"),  # no pooled connection within the pool timeout
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that mean "the database is unreachable or busy right now"."""
+    if isinstance(exc, StorageUnavailable | ConnectionError | TimeoutError):
+        return True
+    for module, name in _DRIVER_OUTAGES:
+        driver = sys.modules.get(module)
+        if driver is not None and isinstance(exc, getattr(driver, name)):
+            return True
+    return False
 
 
 class ClientStore(Protocol):

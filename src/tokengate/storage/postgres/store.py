@@ -14,12 +14,15 @@ The hot paths, `get_token` and `add_token`, are coalesced: calls made while a ba
 wire share the next round trip (`= ANY(array)` lookups, one multi-row INSERT that commits them
 all), which multiplies throughput on one event loop. A write's caller resumes after commit.
 
-Only hashes are stored (RFC 6749 §10.3, RFC 9700 §4.9.3).
+A lost or refused connection, a `statement_timeout` or a pool timeout is raised as
+`StorageUnavailable`. Only hashes are stored (RFC 6749 §10.3, RFC 9700 §4.9.3).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -27,95 +30,26 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
-from tokengate.storage.base import StaleClient
-from tokengate.storage.batching import Coalescer
-from tokengate.storage.pg_listen import ChangeListener
-from tokengate.storage.rows import client_from_row, client_row, token_from_row, token_row
+from tokengate.storage.base import StaleClient, StorageUnavailable
+from tokengate.storage.group_commit import GroupCommit
+from tokengate.storage.postgres import sql as q
+from tokengate.storage.postgres.listen import ChangeListener
+from tokengate.storage.postgres.migrate import migrate
+from tokengate.storage.rows import (
+    client_from_row,
+    client_row,
+    event_from_row,
+    token_from_row,
+    token_row,
+)
 
-SCHEMA_VERSION = 1
-NOTIFY_CHANNEL = "tokengate_events"
 PURGE_CHUNK = 5000  # rows per purge statement, so a big purge never holds locks for long
+# Outages of this driver, raised as StorageUnavailable (a PoolTimeout is an OperationalError).
+_OUTAGES = (psycopg.OperationalError, ConnectionError, TimeoutError)
 
-_SCHEMA_LOCK = int.from_bytes(b"tgschema", "big")  # pg_advisory_xact_lock keys (bigint)
-_EVENTS_LOCK = int.from_bytes(b"tgevents", "big")
+_EVENTS_LOCK = int.from_bytes(b"tgevents", "big")  # pg_advisory_xact_lock key (bigint)
 
 _Conn = psycopg.AsyncConnection[TupleRow]
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS clients (
-        client_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL,
-        scopes TEXT NOT NULL, audiences TEXT NOT NULL, can_introspect BOOLEAN NOT NULL,
-        token_ttl BIGINT NOT NULL, disabled BOOLEAN NOT NULL DEFAULT FALSE,
-        created_at BIGINT NOT NULL, secret_rotated_at BIGINT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS tokens (
-        token_hash TEXT PRIMARY KEY, jti TEXT NOT NULL, client_id TEXT NOT NULL,
-        scopes TEXT NOT NULL, audiences TEXT NOT NULL, issued_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL, revoked_at BIGINT
-    )""",
-    "CREATE INDEX IF NOT EXISTS tokens_client_id ON tokens (client_id)",
-    "CREATE INDEX IF NOT EXISTS tokens_expires_at ON tokens (expires_at)",
-    """CREATE TABLE IF NOT EXISTS events (
-        position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL,
-        client_id TEXT NOT NULL, token_hash TEXT, occurred_at BIGINT NOT NULL
-    )""",
-)
-_META = "CREATE TABLE IF NOT EXISTS tokengate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-_META_VERSION = "SELECT value FROM tokengate_meta WHERE key = 'schema_version'"
-_META_SET_VERSION = (
-    "INSERT INTO tokengate_meta (key, value) VALUES ('schema_version', %s)"
-    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-)
-
-_CLIENTS_SELECT = (
-    "SELECT client_id, name, secret_hash, scopes, audiences, can_introspect, token_ttl,"
-    " disabled, created_at, secret_rotated_at FROM clients"
-)
-_CLIENTS_GET = _CLIENTS_SELECT + " WHERE client_id = %s"
-_CLIENTS_LIST = _CLIENTS_SELECT + " ORDER BY created_at, client_id"
-_CLIENTS_INSERT = (
-    "INSERT INTO clients (client_id, name, secret_hash, scopes, audiences, can_introspect,"
-    " token_ttl, disabled, created_at, secret_rotated_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
-_CLIENTS_LOCK = (
-    "SELECT client_id, secret_hash FROM clients WHERE client_id = ANY(%s) AND NOT disabled"
-    " ORDER BY client_id FOR SHARE"
-)
-_TOKENS_SELECT = (
-    "SELECT token_hash, jti, client_id, scopes, audiences, issued_at, expires_at, revoked_at"
-    " FROM tokens WHERE token_hash"
-)
-# A batch of one takes the scalar form: binding an array costs ~100 µs more per round trip.
-_TOKENS_GET_ONE = _TOKENS_SELECT + " = %s"
-_TOKENS_GET_MANY = _TOKENS_SELECT + " = ANY(%s)"
-# ON CONFLICT covers token_hash (jti: 128 random bits, unindexed); skipped rows are not returned.
-_TOKENS_INSERT_ONE = (
-    "INSERT INTO tokens (token_hash, jti, client_id, scopes, audiences, issued_at, expires_at,"
-    " revoked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON CONFLICT DO NOTHING RETURNING token_hash"
-)
-_TOKENS_INSERT_MANY = (
-    "INSERT INTO tokens (token_hash, jti, client_id, scopes, audiences, issued_at, expires_at,"
-    " revoked_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[])"
-    " ON CONFLICT DO NOTHING RETURNING token_hash"
-)
-_TOKENS_PURGE = (
-    "DELETE FROM tokens WHERE token_hash IN"
-    " (SELECT token_hash FROM tokens WHERE expires_at <= %s LIMIT %s)"
-)
-_EVENTS_INSERT = (
-    "WITH e AS (INSERT INTO events (kind, client_id, token_hash, occurred_at)"
-    " VALUES (%s, %s, %s, %s) RETURNING position)"
-    " SELECT pg_notify(%s, position::text) FROM e"
-)
-_EVENTS_AFTER = (
-    "SELECT position, kind, client_id, token_hash, occurred_at FROM events"
-    " WHERE position > %s ORDER BY position LIMIT %s"
-)
 
 
 class PostgresStore:
@@ -142,19 +76,20 @@ class PostgresStore:
             "kwargs": {"autocommit": True, "prepare_threshold": prepare_threshold},
         }
         self._pool_or_none: AsyncConnectionPool[_Conn] | None = None
-        self._token_reads = Coalescer(self._get_tokens)
-        self._token_writes = Coalescer(self._add_tokens)
-        self._listener = ChangeListener(self._conninfo, NOTIFY_CHANNEL, connect_timeout)
+        self._token_reads = GroupCommit(self._get_tokens)
+        self._token_writes = GroupCommit(self._add_tokens)
+        self._listener = ChangeListener(self._conninfo, q.NOTIFY_CHANNEL, connect_timeout)
 
     async def open(self) -> None:
-        """Fill the pool and create the schema under an advisory lock (safe to race)."""
+        """Fill the pool and migrate the schema under an advisory lock (safe to race)."""
         pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
             self._conninfo, open=False, name="tokengate", **self._pool_args
         )
         try:
-            await pool.open(wait=True, timeout=self._connect_timeout + 1.0)
-            async with pool.connection() as conn, conn.transaction():
-                await _create_schema(conn)
+            with _outages_raised_as_unavailable():
+                await pool.open(wait=True, timeout=self._connect_timeout + 1.0)
+                async with pool.connection() as conn, conn.transaction():
+                    await migrate(conn)
         except BaseException:
             await pool.close()
             raise
@@ -173,39 +108,42 @@ class PostgresStore:
         """Return when another transaction appended an event (LISTEN), or after `timeout`."""
         await self._listener.wait(timeout)
 
-    @property
-    def _pool(self) -> AsyncConnectionPool[_Conn]:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[_Conn]:
+        """A pooled connection; this driver's outages leave as `StorageUnavailable`."""
         if self._pool_or_none is None:
             raise RuntimeError("PostgresStore is not open")
-        return self._pool_or_none
+        with _outages_raised_as_unavailable():
+            async with self._pool_or_none.connection() as conn:
+                yield conn
 
     async def _one(self, sql: str, params: tuple[Any, ...]) -> TupleRow | None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             return await (await conn.execute(sql, params)).fetchone()
 
     async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[TupleRow]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             return await (await conn.execute(sql, params)).fetchall()
 
     # -- clients (RFC 6749 §2) ---------------------------------------------------------------
 
     async def add_client(self, client: Client) -> None:
         try:
-            async with self._pool.connection() as conn:
-                await conn.execute(_CLIENTS_INSERT, client_row(client))
+            async with self._connection() as conn:
+                await conn.execute(q.CLIENTS_INSERT, client_row(client))
         except psycopg.errors.UniqueViolation as exc:
             raise ValueError(f"client {client.client_id} already stored") from exc
 
     async def get_client(self, client_id: str) -> Client | None:
-        row = await self._one(_CLIENTS_GET, (client_id,))
+        row = await self._one(q.CLIENTS_GET, (client_id,))
         return client_from_row(row) if row is not None else None
 
     async def list_clients(self) -> list[Client]:
-        return [client_from_row(row) for row in await self._all(_CLIENTS_LIST)]
+        return [client_from_row(row) for row in await self._all(q.CLIENTS_LIST)]
 
     async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
         sql = "UPDATE clients SET secret_hash = %s, secret_rotated_at = %s WHERE client_id = %s"
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             if (await conn.execute(sql, (secret_hash, at, client_id))).rowcount == 0:
                 return False
             await _emit(conn, EventKind.SECRET_ROTATED, client_id, at)
@@ -214,7 +152,7 @@ class PostgresStore:
     async def disable_client(self, client_id: str, at: int) -> bool:
         sql = "UPDATE clients SET disabled = TRUE WHERE client_id = %s"
         revoke = "UPDATE tokens SET revoked_at = %s WHERE client_id = %s AND revoked_at IS NULL"
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             if (await conn.execute(sql, (client_id,))).rowcount == 0:
                 return False
             await conn.execute(revoke, (at, client_id))
@@ -222,7 +160,7 @@ class PostgresStore:
             return True
 
     async def delete_client(self, client_id: str, at: int) -> bool:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             sql = "DELETE FROM clients WHERE client_id = %s"
             if (await conn.execute(sql, (client_id,))).rowcount == 0:
                 return False
@@ -247,7 +185,7 @@ class PostgresStore:
         or rotation: either that change commits first (and the token is refused) or it waits
         for this commit (and a disable then revokes the new token too).
         """
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             current = await _current_secrets(conn, items)
             stale = {id(t) for t, h in items if h is not None and current.get(t.client_id) != h}
             fresh = _deduplicated([t for t, _ in items if id(t) not in stale])
@@ -266,9 +204,9 @@ class PostgresStore:
     async def _get_tokens(self, hashes: list[str]) -> list[AccessToken | Exception | None]:
         """One `= ANY` lookup for the batch."""
         sql, param = (
-            (_TOKENS_GET_ONE, hashes[0]) if len(hashes) == 1 else (_TOKENS_GET_MANY, hashes)
+            (q.TOKENS_GET_ONE, hashes[0]) if len(hashes) == 1 else (q.TOKENS_GET_MANY, hashes)
         )
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             rows = await (await conn.execute(sql, (param,))).fetchall()
         found = {row[0]: token_from_row(row) for row in rows}
         return [found.get(h) for h in hashes]
@@ -278,7 +216,7 @@ class PostgresStore:
             "UPDATE tokens SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL"
             " RETURNING client_id"
         )
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             row = await (await conn.execute(sql, (at, token_hash))).fetchone()
             if row is None:
                 return False
@@ -287,19 +225,18 @@ class PostgresStore:
 
     async def purge_expired(self, before: int) -> int:
         total = 0
-        async with self._pool.connection() as conn:
-            while (n := (await conn.execute(_TOKENS_PURGE, (before, PURGE_CHUNK))).rowcount) > 0:
+        async with self._connection() as conn:
+            while (n := (await conn.execute(q.TOKENS_PURGE, (before, PURGE_CHUNK))).rowcount) > 0:
                 total += n
         return total
 
     # -- events ------------------------------------------------------------------------------
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
-        rows = await self._all(_EVENTS_AFTER, (position, limit))
-        return [RevocationEvent(p, EventKind(k), c, h, at) for p, k, c, h, at in rows]
+        return [event_from_row(row) for row in await self._all(q.EVENTS_AFTER, (position, limit))]
 
     async def last_position(self) -> int:
-        row = await self._one("SELECT COALESCE(MAX(position), 0) FROM events", ())
+        row = await self._one(q.LAST_POSITION, ())
         return int(row[0]) if row is not None else 0
 
 
@@ -310,7 +247,7 @@ async def _current_secrets(
     wanted = sorted({t.client_id for t, h in items if h is not None})
     if not wanted:
         return {}
-    rows = await (await conn.execute(_CLIENTS_LOCK, (wanted,))).fetchall()
+    rows = await (await conn.execute(q.CLIENTS_LOCK, (wanted,))).fetchall()
     return dict(rows)
 
 
@@ -328,9 +265,9 @@ def _deduplicated(tokens: list[AccessToken]) -> list[AccessToken]:
 async def _insert_tokens(conn: _Conn, fresh: list[AccessToken]) -> set[str]:
     """Insert; returns the hashes actually stored (ON CONFLICT skips duplicates)."""
     if len(fresh) == 1:
-        sql, params = _TOKENS_INSERT_ONE, list(token_row(fresh[0]))
+        sql, params = q.TOKENS_INSERT_ONE, list(token_row(fresh[0]))
     else:
-        sql = _TOKENS_INSERT_MANY
+        sql = q.TOKENS_INSERT_MANY
         params = [list(c) for c in zip(*map(token_row, fresh), strict=True)]
     return {row[0] for row in await (await conn.execute(sql, params)).fetchall()}
 
@@ -340,23 +277,15 @@ async def _emit(
 ) -> None:
     """Append an event and notify listeners; the lock is held until commit (module doc)."""
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_EVENTS_LOCK,))
-    await conn.execute(_EVENTS_INSERT, (kind.value, client_id, token_hash, at, NOTIFY_CHANNEL))
+    await conn.execute(q.EVENTS_INSERT, (kind.value, client_id, token_hash, at, q.NOTIFY_CHANNEL))
 
 
-async def _create_schema(conn: _Conn) -> None:
-    """Create missing tables; concurrent starts queue on the advisory lock."""
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-    await conn.execute(_META, prepare=False)
-    row = await (await conn.execute(_META_VERSION)).fetchone()
-    version = int(row[0]) if row is not None else 0
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema v{version} is newer than this tokengate (v{SCHEMA_VERSION})"
-        )
-    if version < SCHEMA_VERSION:
-        for statement in _SCHEMA:
-            await conn.execute(statement, prepare=False)
-        await conn.execute(_META_SET_VERSION, (str(SCHEMA_VERSION),))
+@contextlib.contextmanager
+def _outages_raised_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except _OUTAGES as exc:
+        raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
 
 def _conninfo(url: str, connect_timeout: float, statement_timeout: float) -> str:

@@ -1,0 +1,68 @@
+"""Versioned forward migrations, one list for both SQL dialects.
+
+A database records the schema version it holds (SQLite: `PRAGMA user_version`; PostgreSQL: the
+`tokengate_meta` row `schema_version`, which is how version 1, the first release, marked them).
+On open, each backend reads that version under its schema lock (SQLite `BEGIN IMMEDIATE`,
+PostgreSQL an advisory lock), runs the statements `plan` returns and records the new version in
+the same transaction, so racing first starts apply each step once. Version 0 is an empty
+database: it gets the latest tables of `schema` at once. A database newer than this code is
+refused: an older tokengate must not write rows a newer one does not expect.
+
+To change the schema: change `schema`'s tables (the latest shape, what an empty database
+gets) and append a `Migration` whose statements take a database from the previous version to
+it; `tests/storage/test_migrations.py` checks both paths end in the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tokengate.storage.schema import Dialect
+
+FIRST_VERSION = 1  # the schema of the first release, created before migrations existed
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """The statements that take a database from `version - 1` to `version`."""
+
+    version: int
+    why: str
+    statements: Callable[[Dialect], Sequence[str]]
+
+
+# Versions after the first, in order. None yet: version 1 is the current schema.
+MIGRATIONS: tuple[Migration, ...] = ()
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer tokengate."""
+
+    def __init__(self, found: int, latest: int) -> None:
+        super().__init__(f"database schema v{found} is newer than this tokengate (v{latest})")
+
+
+def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """The version this code writes: the last migration's, or the first release's."""
+    return migrations[-1].version if migrations else FIRST_VERSION
+
+
+def plan(found: int, dialect: Dialect, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """The statements that bring a database at version `found` to the latest version.
+
+    Raises `SchemaTooNew` for a database newer than the code.
+    """
+    latest = latest_version(migrations)
+    if found > latest:
+        raise SchemaTooNew(found, latest)
+    if found == 0:
+        return dialect.create_statements()
+    return [s for m in migrations if m.version > found for s in m.statements(dialect)]
+
+
+def check_sequence(migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    """Raise `ValueError` unless the versions run 2, 3, 4... without a gap or repeat."""
+    expected = list(range(FIRST_VERSION + 1, FIRST_VERSION + 1 + len(migrations)))
+    if [m.version for m in migrations] != expected:
+        raise ValueError(f"migration versions must be {expected}")

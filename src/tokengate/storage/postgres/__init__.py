@@ -1,0 +1,7 @@
+"""PostgreSQL backend: `PostgresStore`, several replicas sharing one database; see `store`."""
+
+from __future__ import annotations
+
+from tokengate.storage.postgres.store import PostgresStore
+
+__all__ = ["PostgresStore"]

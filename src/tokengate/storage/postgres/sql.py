@@ -1,0 +1,40 @@
+"""PostgreSQL statements, their column lists from `schema`.
+
+The coalesced paths (see `store`) have a form for a batch of one and a form for many: binding
+an array costs ~100 µs more per round trip, so a lone call keeps the scalar statement.
+"""
+
+from __future__ import annotations
+
+from tokengate.storage.schema import CLIENTS, EVENTS, POSTGRES, TOKENS, insert_into, select
+
+NOTIFY_CHANNEL = "tokengate_events"
+
+CLIENTS_GET = select(CLIENTS) + " WHERE client_id = %s"
+CLIENTS_LIST = select(CLIENTS) + " ORDER BY created_at, client_id"
+CLIENTS_INSERT = POSTGRES.insert(CLIENTS)
+CLIENTS_LOCK = (
+    "SELECT client_id, secret_hash FROM clients WHERE client_id = ANY(%s) AND NOT disabled"
+    " ORDER BY client_id FOR SHARE"
+)
+TOKENS_GET_ONE = select(TOKENS) + " WHERE token_hash = %s"
+TOKENS_GET_MANY = select(TOKENS) + " WHERE token_hash = ANY(%s)"
+# ON CONFLICT covers token_hash (jti: 128 random bits, unindexed); skipped rows are not returned.
+TOKENS_INSERT_ONE = POSTGRES.insert(TOKENS) + " ON CONFLICT DO NOTHING RETURNING token_hash"
+# One multi-row INSERT: each parameter is one column's array, unnest() zips them into rows.
+# S608 (here and below): built from `schema` identifiers and types, never from input.
+TOKENS_INSERT_MANY = (
+    f"{insert_into(TOKENS)} SELECT * FROM unnest("  # noqa: S608
+    + ", ".join(f"%s::{POSTGRES.types[c.type].lower()}[]" for c in TOKENS.written)
+    + ") ON CONFLICT DO NOTHING RETURNING token_hash"
+)
+TOKENS_PURGE = (
+    "DELETE FROM tokens WHERE token_hash IN"
+    " (SELECT token_hash FROM tokens WHERE expires_at <= %s LIMIT %s)"
+)
+EVENTS_INSERT = (
+    f"WITH e AS ({POSTGRES.insert(EVENTS)} RETURNING position)"  # noqa: S608
+    " SELECT pg_notify(%s, position::text) FROM e"
+)
+EVENTS_AFTER = select(EVENTS) + " WHERE position > %s ORDER BY position LIMIT %s"
+LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
