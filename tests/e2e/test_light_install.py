@@ -22,7 +22,12 @@ CHECK = Path(__file__).parent / "apps" / "light_check.py"
 def _run(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
 
 

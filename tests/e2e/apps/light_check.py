@@ -55,7 +55,7 @@ async def asgi_status(token: str) -> int:
 
 
 class Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -73,7 +73,7 @@ def wsgi_status(token: str) -> int:
         f"http://127.0.0.1:{server.server_port}/x", headers={"X-Access-Token": token}
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:
             status = int(answer.status)
     except urllib.error.HTTPError as refused:
         status = refused.code
