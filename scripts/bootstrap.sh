@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install tokengate with its exact pins. Idempotent; safe to re-run.
+# Create .venv and install tokengate with its exact pins and the extras named by $1 (default:
+# test, i.e. everything). Idempotent; safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,8 +19,9 @@ if [ ! -x .venv/bin/python ]; then
     fi
   fi
 fi
-stamp=.venv/.tokengate-installed
+extras=${1:-test}
+stamp=.venv/.tokengate-installed-$extras
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
-  PIP_CONSTRAINT="$PWD/constraints.txt" .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  PIP_CONSTRAINT="$PWD/constraints.txt" .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
   touch "$stamp"
 fi
