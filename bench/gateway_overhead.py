@@ -46,7 +46,7 @@ from _harness import (
     wrk_script,
 )
 
-from tokengate.resource import ClientCredentials
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 # The example resource server as its CLI builds it, minus the per-request access log.
 RS_LAUNCHER = """

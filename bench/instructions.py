@@ -50,7 +50,7 @@ from _harness import (
 )
 
 from tokengate.core.wire import INTROSPECT_PATH, TOKEN_PATH
-from tokengate.resource import ClientCredentials
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 
 def send_requests(port: int, request: bytes, count: int, connections: int = 4) -> None:

@@ -47,7 +47,7 @@ from _harness import (
 )
 
 from tokengate.core.wire import REVOKE_PATH
-from tokengate.resource import ClientCredentials
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 TOKEN_LIFETIME = 3600
 POLL_TIMEOUT = 5.0

@@ -38,7 +38,7 @@ from _harness import (
     wrk_script,
 )
 
-from tokengate.resource import ClientCredentials
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 
 def print_round(index: int, row: Row) -> None:

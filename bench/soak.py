@@ -51,7 +51,7 @@ from _harness import (
 )
 
 from tokengate.core.wire import INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
-from tokengate.resource import ClientCredentials
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 # -- setup: processes --------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from _harness import alternate, authorization_server, basic, column, create_clie
 
 from tokengate.core.credentials import hash_value, new_client_id, new_client_secret, verify_secret
 from tokengate.core.wire import TOKEN_PATH
-from tokengate.resource import ClientCredentials
+from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 
 def flip(text: str, index: int) -> str:

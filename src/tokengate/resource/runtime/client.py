@@ -17,13 +17,12 @@ Nothing logged or raised contains the token or the client secret.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import anyio
 
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.errors import IntrospectionError, IntrospectionUnavailable
@@ -39,7 +38,7 @@ from tokengate.resource.protocol.rfc7662 import (
     HttpResponse,
     check_endpoint,
     check_issuer,
-    introspection_request,
+    IntrospectionRequests,
     metadata_request,
     parse_introspection,
     parse_metadata,
@@ -113,6 +112,7 @@ class IntrospectionClient:
         self._rng = rng
         self._monotonic = monotonic
         self._discovery = SingleFlight[str]()
+        self._requests: IntrospectionRequests | None = None
 
     @property
     def endpoint(self) -> str | None:
@@ -123,7 +123,7 @@ class IntrospectionClient:
         """Ask the authorization server about `token` (RFC 7662 §2.1)."""
         started = self._begin()
         try:
-            with anyio.fail_after(self.timeouts.total):
+            async with asyncio.timeout(self.timeouts.total):
                 claims = await self._introspect(token)
         except TimeoutError:
             self._finish(started, _timed_out())
@@ -139,15 +139,16 @@ class IntrospectionClient:
         if self._endpoint is not None:
             return self._endpoint
         try:
-            with anyio.fail_after(self.timeouts.total):
+            async with asyncio.timeout(self.timeouts.total):
                 return await self._discovery.do("metadata", self._fetch_metadata)
         except TimeoutError:
             raise _timed_out() from None
 
     async def _introspect(self, token: str) -> TokenClaims:
-        endpoint = await self.discover()
-        request = introspection_request(endpoint, token, self.credentials)
-        return parse_introspection(await self._send(request, self._monotonic()))
+        requests = self._requests
+        if requests is None:
+            requests = self._requests = IntrospectionRequests(await self.discover(), self.credentials)
+        return parse_introspection(await self._send(requests.for_token(token), self._monotonic()))
 
     async def _fetch_metadata(self) -> str:
         assert self.issuer is not None  # only called when no endpoint was configured
@@ -162,7 +163,7 @@ class IntrospectionClient:
             try:
                 return await self.transport.request(request, self.timeouts.for_attempt(remaining))
             except TransportError as exc:
-                await anyio.sleep(self._next_delay(retry, exc, started))
+                await asyncio.sleep(self._next_delay(retry, exc, started))
                 retry += 1
 
     def _next_delay(self, retry: int, exc: TransportError, started: float) -> float:

@@ -38,6 +38,7 @@ class PooledTransport:
         self.max_connections = max_connections
         self.keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[AttemptTimeouts, aiohttp.ClientTimeout] = {}
 
     async def request(self, request: HttpRequest, timeouts: AttemptTimeouts) -> HttpResponse:
         """Send `request`; the whole answer, or a `TransportError`."""
@@ -73,9 +74,12 @@ class PooledTransport:
     def _send(
         self, request: HttpRequest, timeouts: AttemptTimeouts
     ) -> aiohttp.client._RequestContextManager:
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeouts.connect, sock_read=timeouts.read
-        )
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            if len(self._timeouts) > 64:  # near a deadline every attempt has its own values
+                self._timeouts.clear()
+            timeout = aiohttp.ClientTimeout(connect=timeouts.connect, sock_read=timeouts.read)
+            self._timeouts[timeouts] = timeout
         return self._pool().request(
             request.method,
             request.url,
