@@ -11,8 +11,8 @@ from tokengate.resource.adapters.asgi import Receive, Scope, Send, TokenGateMidd
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.errors import IntrospectionUnavailable
 from tokengate.resource.protocol.policy import Policy
-from tokengate.resource.testing import claims, static_validator
 from tokengate.resource.runtime.validator import Validator
+from tokengate.resource.testing import claims, static_validator
 
 pytestmark = pytest.mark.anyio
 

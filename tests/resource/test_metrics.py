@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from tokengate.resource.example import create_example_app
-from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
 from tokengate.resource.metrics import MetricsApp, StatsCollector, metrics_registry
+from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
 from tokengate.resource.runtime.stats import Gauge, Histogram, Stats
 from tokengate.resource.testing import FakeAuthorizationServer, claims, static_validator
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tokengate.resource.runtime.client import IntrospectionClient
 from tokengate.resource.protocol.rfc7662 import ClientCredentials
+from tokengate.resource.runtime.client import IntrospectionClient
 from tokengate.resource.testing import FakeAuthorizationServer, FakeClock, claims
 
 

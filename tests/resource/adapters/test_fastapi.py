@@ -14,13 +14,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tokengate.resource.adapters.asgi import TokenGateMiddleware
-from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.adapters.fastapi import (
     VALIDATOR_STATE_KEY,
     BearerHTTPException,
     bearer_exception_handler,
     require_scopes,
 )
+from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.testing import claims, static_validator
 
 Dependency = Callable[[HTTPConnection], Awaitable[TokenClaims]]

@@ -17,7 +17,6 @@ from tokengate.resource.protocol.errors import (
     IntrospectionUnavailable,
     InvalidIntrospectionResponse,
 )
-from tokengate.resource.runtime.client import IntrospectionClient, SyncIntrospectionClient, Timeouts
 from tokengate.resource.protocol.resilience import CircuitBreaker, RetryPolicy
 from tokengate.resource.protocol.rfc7662 import (
     ClientCredentials,
@@ -26,6 +25,7 @@ from tokengate.resource.protocol.rfc7662 import (
     metadata_url,
     parse_metadata,
 )
+from tokengate.resource.runtime.client import IntrospectionClient, SyncIntrospectionClient, Timeouts
 from tokengate.resource.testing import FakeAuthorizationServer, FakeClock
 
 NO_JITTER: Callable[[], float] = lambda: 0.0  # noqa: E731

@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tokengate.core.credentials import hash_value
-from tokengate.resource.runtime.cache import MemoryTokenCache
 from tokengate.resource.protocol.claims import INACTIVE
+from tokengate.resource.runtime.cache import MemoryTokenCache
 from tokengate.resource.runtime.redis import RedisTokenCache
-from tokengate.resource.testing import StaticIntrospector, claims
 from tokengate.resource.runtime.validator import Validator
+from tokengate.resource.testing import StaticIntrospector, claims
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 

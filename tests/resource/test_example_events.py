@@ -12,7 +12,11 @@ from tests.support.fake_events import FakeEventServer, revocation_frame, sync_fr
 from tokengate.cli import example_rs
 from tokengate.core.credentials import hash_value
 from tokengate.resource.example import create_example_app
-from tokengate.resource.runtime.settings import ValidatorSettings, create_subscriber, create_validator
+from tokengate.resource.runtime.settings import (
+    ValidatorSettings,
+    create_subscriber,
+    create_validator,
+)
 from tokengate.resource.testing import FakeAuthorizationServer
 
 pytestmark = pytest.mark.anyio

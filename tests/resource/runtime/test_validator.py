@@ -8,7 +8,6 @@ import anyio
 import pytest
 
 from tokengate.core.credentials import hash_value
-from tokengate.resource.runtime.cache import CachedClaims, MemoryTokenCache
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.errors import (
     InsufficientScope,
@@ -16,6 +15,8 @@ from tokengate.resource.protocol.errors import (
     InvalidToken,
     ServiceUnavailable,
 )
+from tokengate.resource.runtime.cache import CachedClaims, MemoryTokenCache
+from tokengate.resource.runtime.validator import SyncValidator, Validator
 from tokengate.resource.testing import (
     FakeClock,
     StaticIntrospector,
@@ -24,7 +25,6 @@ from tokengate.resource.testing import (
     static_sync_validator,
     static_validator,
 )
-from tokengate.resource.runtime.validator import SyncValidator, Validator
 
 
 class FlakyIntrospector(StaticIntrospector):

@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 
 from tests.support.fuzzing import EXAMPLES, FUZZ, request_readings, segments, under
 from tokengate.resource.adapters.asgi import TokenGateMiddleware
-from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.example import example_policy
-from tokengate.resource.runtime.client import IntrospectionClient
+from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.rfc7662 import ClientCredentials
-from tokengate.resource.testing import FakeAuthorizationServer
+from tokengate.resource.runtime.client import IntrospectionClient
 from tokengate.resource.runtime.validator import Validator
+from tokengate.resource.testing import FakeAuthorizationServer
 
 REALM = "fuzz"
 AUDIENCE = "https://rs.test"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.resource.runtime.cache import MemoryTokenCache, fresh_until
 from tokengate.resource.protocol.claims import INACTIVE, TokenClaims
 from tokengate.resource.protocol.decision import authorize
 from tokengate.resource.protocol.errors import InvalidToken
+from tokengate.resource.runtime.cache import MemoryTokenCache, fresh_until
 from tokengate.resource.testing import FakeClock, claims
 
 NOW = 1_000.0

@@ -9,10 +9,10 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 import httpx
 import pytest
 
-from tokengate.resource.runtime.settings import ValidatorSettings, create_sync_validator
-from tokengate.resource.protocol.policy import Policy, Rule
-from tokengate.resource.testing import FakeAuthorizationServer
 from tokengate.resource.adapters.wsgi import CLAIMS_ENVIRON_KEY, TokenGateWSGIMiddleware
+from tokengate.resource.protocol.policy import Policy, Rule
+from tokengate.resource.runtime.settings import ValidatorSettings, create_sync_validator
+from tokengate.resource.testing import FakeAuthorizationServer
 
 
 def echo_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

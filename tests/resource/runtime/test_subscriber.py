@@ -19,10 +19,10 @@ from tests.support.fake_events import (
     until,
 )
 from tokengate.core.credentials import hash_value
-from tokengate.resource.runtime.cache import MemoryTokenCache
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.revocations import Backoff
 from tokengate.resource.protocol.rfc7662 import ClientCredentials
+from tokengate.resource.runtime.cache import MemoryTokenCache
 from tokengate.resource.runtime.subscriber import (
     CONNECTING,
     DISCONNECTED,
@@ -31,8 +31,8 @@ from tokengate.resource.runtime.subscriber import (
     STOPPED,
     RevocationSubscriber,
 )
-from tokengate.resource.testing import FakeClock, StaticIntrospector, claims
 from tokengate.resource.runtime.validator import Validator
+from tokengate.resource.testing import FakeClock, StaticIntrospector, claims
 
 pytestmark = pytest.mark.anyio
 
