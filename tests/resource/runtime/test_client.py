@@ -1,13 +1,11 @@
-"""The RFC 7662 introspection clients against an in-process fake authorization server."""
+"""The RFC 7662 introspection client over an in-memory transport to a fake authorization server."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
-from collections.abc import Callable
+from typing import Any
 
-import httpx
 import pytest
 
 from tokengate.resource.protocol.errors import (
@@ -18,17 +16,15 @@ from tokengate.resource.protocol.errors import (
     InvalidIntrospectionResponse,
 )
 from tokengate.resource.protocol.resilience import CircuitBreaker, RetryPolicy
-from tokengate.resource.protocol.rfc7662 import (
-    ClientCredentials,
-    HttpResponse,
-    introspection_request,
-    metadata_url,
-    parse_metadata,
-)
-from tokengate.resource.runtime.client import IntrospectionClient, SyncIntrospectionClient, Timeouts
-from tokengate.resource.testing import FakeAuthorizationServer, FakeClock
+from tokengate.resource.protocol.rfc7662 import ClientCredentials, HttpRequest, HttpResponse
+from tokengate.resource.runtime.client import IntrospectionClient, Timeouts
+from tokengate.resource.runtime.http import BrokenResponse, ConnectFailed, HttpTransport
+from tokengate.resource.runtime.stats import Stats
+from tokengate.resource.testing import FakeAuthorizationServer, FakeClock, HandlerTransport
 
-NO_JITTER: Callable[[], float] = lambda: 0.0  # noqa: E731
+pytestmark = pytest.mark.anyio
+
+ENDPOINT = "https://as.example/i"
 
 
 @pytest.fixture
@@ -37,64 +33,28 @@ def fake() -> FakeAuthorizationServer:
     return FakeAuthorizationServer()
 
 
-def _credentials(fake: FakeAuthorizationServer) -> ClientCredentials:
-    return ClientCredentials(fake.client_id, fake.client_secret)
-
-
-def _client(fake: FakeAuthorizationServer, **options: object) -> IntrospectionClient:
+def _client(
+    fake: FakeAuthorizationServer, transport: HttpTransport | None = None, **options: Any
+) -> IntrospectionClient:
     options.setdefault("endpoint", fake.introspection_url)
-    options.setdefault("transport", fake.async_transport())
-    options.setdefault("rng", NO_JITTER)
-    return IntrospectionClient(_credentials(fake), **options)  # type: ignore[arg-type]
+    options.setdefault("rng", lambda: 0.0)
+    credentials = ClientCredentials(fake.client_id, fake.client_secret)
+    return IntrospectionClient(transport or fake.transport(), credentials, stats=Stats(), **options)
 
 
-def _sync_client(fake: FakeAuthorizationServer, **options: object) -> SyncIntrospectionClient:
-    options.setdefault("endpoint", fake.introspection_url)
-    options.setdefault("transport", fake.transport())
-    options.setdefault("rng", NO_JITTER)
-    return SyncIntrospectionClient(_credentials(fake), **options)  # type: ignore[arg-type]
+def _answering(handler: Any, **options: Any) -> IntrospectionClient:
+    """A client of `ENDPOINT` whose every request `handler` answers."""
+    transport = HandlerTransport(handler)
+    return IntrospectionClient(
+        transport, ClientCredentials("a", "b"), stats=Stats(), endpoint=ENDPOINT, **options
+    )
 
 
-class _CountingTransport(httpx.AsyncBaseTransport):
-    """Counts attempts and delegates to another transport."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.attempts = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.attempts += 1
-        return await self.inner.handle_async_request(request)
-
-
-def test_rfc6749_basic_authorization_vector() -> None:
-    """RFC 6749 §2.3.1 example credentials give the RFC's Authorization header."""
-    credentials = ClientCredentials("s6BhdRkqt3", "7Fjfp0ZBr1KtDRbnfVdmIw")
-    assert credentials.basic_authorization() == "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3"
-
-
-def test_basic_credentials_are_form_encoded_before_base64() -> None:
-    """RFC 6749 §2.3.1: `:`, spaces and non-ASCII survive via form-encoding."""
-    value = ClientCredentials("id:with space", "s€cr+t/%").basic_authorization()
-    decoded = base64.b64decode(value.removeprefix("Basic ")).decode("ascii")
-    assert decoded == "id%3Awith+space:s%E2%82%ACcr%2Bt%2F%25"
-
-
-def test_request_and_credentials_hide_secrets_in_repr() -> None:
-    """Neither the token nor the secret shows up in a repr."""
-    credentials = ClientCredentials("rs", "the-secret")
-    request = introspection_request("https://as.example/i", "the-token", credentials)
-    assert "the-secret" not in repr(credentials)
-    assert "the-token" not in repr(request)
-    assert "the-secret" not in repr(request)
-
-
-@pytest.mark.anyio
 async def test_introspects_active_token(fake: FakeAuthorizationServer) -> None:
     """An active token's claims come back; the request follows RFC 7662 §2.1."""
     token = fake.issue(scope="read write", sub="alice", client_id="app")
-    async with _client(fake) as client:
-        claims = await client.introspect(token)
+    client = _client(fake)
+    claims = await client.introspect(token)
     assert claims.active
     assert claims.sub == "alice"
     assert claims.scopes == {"read", "write"}
@@ -103,15 +63,13 @@ async def test_introspects_active_token(fake: FakeAuthorizationServer) -> None:
     assert client.stats.introspection_calls.value == 1
 
 
-@pytest.mark.anyio
 async def test_unknown_token_is_inactive_not_an_error(fake: FakeAuthorizationServer) -> None:
     """RFC 7662 §2.3: an unknown token is `active: false`, a normal answer."""
-    async with _client(fake) as client:
-        assert not (await client.introspect("unknown")).active
+    client = _client(fake)
+    assert not (await client.introspect("unknown")).active
     assert client.breaker.state == "closed"
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("failure", "error"),
     [
@@ -127,13 +85,12 @@ async def test_upstream_failures_raise(
 ) -> None:
     """Unreachable, slow, 5xx or garbage → an IntrospectionError, never an answer."""
     fake.failure = failure  # type: ignore[assignment]
-    async with _client(fake) as client:
-        with pytest.raises(error):
-            await client.introspect("tok")
+    client = _client(fake)
+    with pytest.raises(error):
+        await client.introspect("tok")
     assert client.stats.introspection_failures.value == 1
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     "body",
     [
@@ -146,80 +103,57 @@ async def test_upstream_failures_raise(
 )
 async def test_malformed_bodies_are_upstream_errors(body: bytes) -> None:
     """A 200 that is not an RFC 7662 object is rejected."""
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
-    client = IntrospectionClient(
-        ClientCredentials("a", "b"), endpoint="https://as.example/i", transport=transport
-    )
+    client = _answering(lambda request: HttpResponse(200, body, None, "application/json"))
     with pytest.raises(InvalidIntrospectionResponse):
         await client.introspect("tok")
-    await client.aclose()
 
 
-def _bad_gzip(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"not gzip")
+def _bad_gzip(request: HttpRequest) -> HttpResponse:
+    raise BrokenResponse("sent an undecodable response")  # what the transport says of bad gzip
 
 
-@pytest.mark.anyio
 async def test_undecodable_body_is_an_upstream_error() -> None:
     """A body failing its Content-Encoding is IntrospectionUnavailable (was an escaping 500)."""
-    client = IntrospectionClient(
-        ClientCredentials("a", "b"),
-        endpoint="https://as.example/i",
-        transport=httpx.MockTransport(_bad_gzip),
-        breaker=CircuitBreaker(failure_threshold=1),
-    )
+    client = _answering(_bad_gzip, breaker=CircuitBreaker(failure_threshold=1))
     with pytest.raises(IntrospectionUnavailable, match="undecodable"):
         await client.introspect("tok")
     assert client.breaker.state == "open"
-    await client.aclose()
-    sync = SyncIntrospectionClient(
-        ClientCredentials("a", "b"),
-        endpoint="https://as.example/i",
-        transport=httpx.MockTransport(_bad_gzip),
-    )
-    with pytest.raises(IntrospectionUnavailable, match="undecodable"):
-        sync.introspect("tok")
-    sync.close()
+    assert client.stats.circuit_opened.value == 1
 
 
-@pytest.mark.anyio
 async def test_retry_after_from_upstream_is_kept(fake: FakeAuthorizationServer) -> None:
     """A 503 with Retry-After passes its hint on."""
     fake.failure = 503
-    async with _client(fake) as client:
-        with pytest.raises(IntrospectionUnavailable) as caught:
-            await client.introspect("tok")
+    with pytest.raises(IntrospectionUnavailable) as caught:
+        await _client(fake).introspect("tok")
     assert caught.value.retry_after == 7
 
 
-@pytest.mark.anyio
 async def test_wrong_client_credentials_are_an_upstream_error(
     fake: FakeAuthorizationServer,
 ) -> None:
     """Our own bad credentials (401 from the AS) must not look like a bad token."""
     client = IntrospectionClient(
+        fake.transport(),
         ClientCredentials(fake.client_id, "wrong"),
+        stats=Stats(),
         endpoint=fake.introspection_url,
-        transport=fake.async_transport(),
     )
     with pytest.raises(IntrospectionUnavailable, match="client id, secret"):
         await client.introspect(fake.issue())
-    await client.aclose()
 
 
-@pytest.mark.anyio
 async def test_connection_failures_are_retried_boundedly(fake: FakeAuthorizationServer) -> None:
     """Connection errors are retried up to `attempts` times, then fail."""
     fake.failure = "down"
-    counting = _CountingTransport(fake.async_transport())
-    async with _client(fake, transport=counting, retry=RetryPolicy(attempts=3)) as client:
-        with pytest.raises(IntrospectionUnavailable, match="unreachable"):
-            await client.introspect("tok")
-    assert counting.attempts == 3
+    transport = fake.transport()
+    client = _client(fake, transport, retry=RetryPolicy(attempts=3))
+    with pytest.raises(IntrospectionUnavailable, match="unreachable"):
+        await client.introspect("tok")
+    assert len(transport.requests) == 3
     assert client.stats.introspection_retries.value == 2
 
 
-@pytest.mark.anyio
 async def test_retry_recovers_from_a_transient_connect_error(
     fake: FakeAuthorizationServer,
 ) -> None:
@@ -227,187 +161,118 @@ async def test_retry_recovers_from_a_transient_connect_error(
     token = fake.issue()
     attempts = 0
 
-    async def flaky(request: httpx.Request) -> httpx.Response:
+    async def flaky(request: HttpRequest) -> HttpResponse:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
-            raise httpx.ConnectError("refused", request=request)
-        return await fake.handle_async(request)
+            raise ConnectFailed("refused")
+        return await fake.handle(request)
 
-    async with _client(fake, transport=httpx.MockTransport(flaky)) as client:
-        assert (await client.introspect(token)).active
+    assert (await _client(fake, HandlerTransport(flaky)).introspect(token)).active
     assert attempts == 2
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
-    "failure", [pytest.param("timeout", id="read-timeout"), pytest.param(500, id="5xx")]
+    "failure",
+    [
+        pytest.param("timeout", id="read-timeout"),
+        pytest.param(500, id="5xx"),
+        pytest.param("garbage", id="garbage-body"),
+    ],
 )
 async def test_non_connection_failures_are_not_retried(
     fake: FakeAuthorizationServer, failure: str | int
 ) -> None:
     """Read timeouts and HTTP errors are not retried (the request may have been served)."""
     fake.failure = failure  # type: ignore[assignment]
-    counting = _CountingTransport(fake.async_transport())
-    async with _client(fake, transport=counting) as client:
-        with pytest.raises(IntrospectionUnavailable):
-            await client.introspect("tok")
-    assert counting.attempts == 1
+    transport = fake.transport()
+    with pytest.raises(IntrospectionError):
+        await _client(fake, transport).introspect("tok")
+    assert len(transport.requests) == 1
 
 
-def test_backoff_is_jittered_and_capped() -> None:
-    """Full jitter: delay = rng * min(max_delay, base * 2**retry)."""
-    policy = RetryPolicy(attempts=5, base_delay=0.1, max_delay=0.3)
-    assert policy.delay(0, lambda: 1.0) == pytest.approx(0.1)
-    assert policy.delay(1, lambda: 0.5) == pytest.approx(0.1)
-    assert policy.delay(4, lambda: 1.0) == pytest.approx(0.3)
+async def test_broken_responses_are_not_retried() -> None:
+    """An answer that is not valid HTTP may still have been acted on: one attempt only."""
+    client = _answering(_bad_gzip)
+    with pytest.raises(IntrospectionUnavailable):
+        await client.introspect("tok")
+    assert isinstance(client.transport, HandlerTransport)
+    assert len(client.transport.requests) == 1
+    assert client.stats.introspection_retries.value == 0
 
 
-@pytest.mark.anyio
 async def test_total_timeout_bounds_a_hanging_server(fake: FakeAuthorizationServer) -> None:
     """A server that never answers in time costs at most the total timeout."""
     fake.delay = 5.0
-    timeouts = Timeouts(connect=1.0, read=5.0, total=0.2)
-    async with _client(fake, timeouts=timeouts) as client:
-        started = time.monotonic()
-        with pytest.raises(IntrospectionUnavailable, match="timed out"):
-            await client.introspect("tok")
+    client = _client(fake, timeouts=Timeouts(connect=1.0, read=5.0, total=0.2))
+    started = time.monotonic()
+    with pytest.raises(IntrospectionUnavailable, match="timed out"):
+        await client.introspect("tok")
     assert time.monotonic() - started < 1.0
     assert client.stats.introspection_failures.value == 1
 
 
-@pytest.mark.anyio
+def test_attempts_get_timeouts_within_the_total() -> None:
+    """Each attempt's connect and read timeouts come from `Timeouts`, none above the total."""
+    timeouts = Timeouts(connect=1.0, read=2.0, total=1.5)
+    assert timeouts.for_attempt(1.5).connect == 1.0
+    assert timeouts.for_attempt(1.5).read == 1.5
+    assert timeouts.for_attempt(0.5).connect == 0.5
+    assert Timeouts.within(0.5) == Timeouts(connect=0.5, read=0.5, total=0.5)
+
+
 async def test_circuit_opens_then_half_opens(fake: FakeAuthorizationServer) -> None:
     """After N failures calls fail fast; after the cooldown one probe may close it again."""
     monotonic = FakeClock(0.0)
-    breaker = CircuitBreaker(failure_threshold=2, cooldown=10.0, clock=monotonic)
-    counting = _CountingTransport(fake.async_transport())
+    breaker = CircuitBreaker(failure_threshold=2, cooldown=10.0)
+    transport = fake.transport()
     fake.failure = 500
-    async with _client(fake, transport=counting, breaker=breaker) as client:
-        for _ in range(2):
-            with pytest.raises(IntrospectionUnavailable):
-                await client.introspect("tok")
-        assert breaker.state == "open"
-        with pytest.raises(CircuitOpen) as caught:
+    client = _client(fake, transport, breaker=breaker, monotonic=monotonic)
+    for _ in range(2):
+        with pytest.raises(IntrospectionUnavailable):
             await client.introspect("tok")
-        assert counting.attempts == 2  # no network call while open
-        assert caught.value.retry_after == pytest.approx(10.0)
-        monotonic.advance(10.0)
-        fake.failure = None
-        assert not (await client.introspect("tok")).active  # the probe
-        assert breaker.state == "closed"
-    assert breaker.stats.circuit_opened.value == 1
-    assert breaker.stats.circuit_state.value == 0  # the gauge follows the state
-
-
-def test_failed_probe_reopens_and_concurrent_calls_wait() -> None:
-    """Half-open lets one probe through; its failure restarts the cooldown."""
-    clock = FakeClock(0.0)
-    breaker = CircuitBreaker(failure_threshold=1, cooldown=5.0, clock=clock)
-    breaker.failure()
-    clock.advance(5.0)
-    breaker.allow()  # the probe
-    assert breaker.state == "half-open"
-    assert breaker.stats.circuit_state.value == 2
-    with pytest.raises(CircuitOpen):
-        breaker.allow()  # a second caller while the probe runs
-    breaker.failure()
     assert breaker.state == "open"
-    assert breaker.stats.circuit_state.value == 1
-    clock.advance(4.9)
-    with pytest.raises(CircuitOpen):
-        breaker.allow()
-
-
-def test_stuck_probe_is_replaced_after_a_cooldown() -> None:
-    """A probe that never reports (cancelled) does not keep the circuit open forever."""
-    clock = FakeClock(0.0)
-    breaker = CircuitBreaker(failure_threshold=1, cooldown=5.0, clock=clock)
-    breaker.failure()
-    clock.advance(5.0)
-    breaker.allow()
-    clock.advance(5.0)
-    breaker.allow()  # no exception: a new probe
-    breaker.success()
+    assert client.stats.circuit_state.value == 1
+    with pytest.raises(CircuitOpen) as caught:
+        await client.introspect("tok")
+    assert len(transport.requests) == 2  # no network call while open
+    assert caught.value.retry_after == pytest.approx(10.0)
+    monotonic.advance(10.0)
+    fake.failure = None
+    assert not (await client.introspect("tok")).active  # the probe
     assert breaker.state == "closed"
+    assert client.stats.circuit_opened.value == 1
+    assert client.stats.circuit_state.value == 0  # the gauge follows the state
 
 
-@pytest.mark.anyio
 async def test_discovers_endpoint_from_issuer_once(fake: FakeAuthorizationServer) -> None:
     """RFC 8414: the endpoint comes from the metadata, fetched only once."""
     token = fake.issue()
-    async with _client(fake, endpoint=None, issuer=fake.issuer) as client:
-        assert client.endpoint is None
-        assert (await client.introspect(token)).active
-        assert (await client.introspect(token)).active
+    client = _client(fake, endpoint=None, issuer=fake.issuer)
+    assert client.endpoint is None
+    assert (await client.introspect(token)).active
+    assert (await client.introspect(token)).active
     assert client.endpoint == fake.introspection_url
     assert fake.metadata_calls == 1
 
 
-@pytest.mark.anyio
 async def test_discovery_rejects_metadata_for_another_issuer(
     fake: FakeAuthorizationServer,
 ) -> None:
     """RFC 8414 §3.3: `issuer` must equal the configured issuer."""
-    async with _client(fake, endpoint=None, issuer="https://other.example") as client:
-        with pytest.raises(DiscoveryError, match="issuer"):
-            await client.introspect("tok")
+    client = _client(fake, endpoint=None, issuer="https://other.example")
+    with pytest.raises(DiscoveryError, match="issuer"):
+        await client.introspect("tok")
 
 
-@pytest.mark.anyio
 async def test_discovery_failure_is_retried_on_next_call(fake: FakeAuthorizationServer) -> None:
     """A resource server started while the AS was down discovers it later."""
     fake.failure = "down"
-    async with _client(fake, endpoint=None, issuer=fake.issuer) as client:
-        with pytest.raises(IntrospectionUnavailable):
-            await client.discover()
-        fake.failure = None
-        assert await client.discover() == fake.introspection_url
-
-
-@pytest.mark.parametrize(
-    ("issuer", "url"),
-    [
-        pytest.param(
-            "https://as.example",
-            "https://as.example/.well-known/oauth-authorization-server",
-            id="rfc8414-3.1-no-path",
-        ),
-        pytest.param(
-            "https://as.example/issuer1",
-            "https://as.example/.well-known/oauth-authorization-server/issuer1",
-            id="rfc8414-3.1-path",
-        ),
-    ],
-)
-def test_metadata_url(issuer: str, url: str) -> None:
-    """RFC 8414 §3.1: the well-known segment goes between host and path."""
-    assert metadata_url(issuer) == url
-
-
-@pytest.mark.parametrize(
-    ("response", "error"),
-    [
-        pytest.param(HttpResponse(404, b""), DiscoveryError, id="not-found"),
-        pytest.param(HttpResponse(502, b""), IntrospectionUnavailable, id="transient"),
-        pytest.param(HttpResponse(200, b"[]"), DiscoveryError, id="not-an-object"),
-        pytest.param(
-            HttpResponse(200, b'{"issuer":"https://as.example"}'), DiscoveryError, id="no-endpoint"
-        ),
-        pytest.param(
-            HttpResponse(
-                200,
-                b'{"issuer":"https://as.example","introspection_endpoint":"http://evil.example/i"}',
-            ),
-            DiscoveryError,
-            id="insecure-endpoint",
-        ),
-    ],
-)
-def test_unusable_metadata(response: HttpResponse, error: type[Exception]) -> None:
-    """Metadata that cannot be trusted or used is an error."""
-    with pytest.raises(error):
-        parse_metadata(response, "https://as.example")
+    client = _client(fake, endpoint=None, issuer=fake.issuer)
+    with pytest.raises(IntrospectionUnavailable):
+        await client.discover()
+    fake.failure = None
+    assert await client.discover() == fake.introspection_url
 
 
 @pytest.mark.parametrize(
@@ -423,23 +288,32 @@ def test_unusable_metadata(response: HttpResponse, error: type[Exception]) -> No
 )
 def test_configuration_errors(options: dict[str, str], message: str) -> None:
     """Endpoints must be absolute https (plain http only to loopback or when allowed)."""
+    transport = FakeAuthorizationServer().transport()
     with pytest.raises(ValueError, match=message):
-        IntrospectionClient(ClientCredentials("a", "b"), **options)  # type: ignore[arg-type]
+        IntrospectionClient(transport, ClientCredentials("a", "b"), stats=Stats(), **options)  # type: ignore[arg-type]
 
 
-def test_plain_http_allowed_to_loopback_or_on_request() -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "allow_insecure"),
+    [
+        pytest.param("http://127.0.0.1:9/i", False, id="ipv4-loopback"),
+        pytest.param("http://[::1]:9/i", False, id="ipv6-loopback"),
+        pytest.param("http://localhost/i", False, id="localhost"),
+        pytest.param("http://as.internal/i", True, id="allowed-insecure"),
+    ],
+)
+def test_plain_http_allowed_to_loopback_or_on_request(endpoint: str, allow_insecure: bool) -> None:
     """Loopback and explicitly allowed plain-http endpoints are accepted."""
-    credentials = ClientCredentials("a", "b")
-    assert SyncIntrospectionClient(credentials, endpoint="http://127.0.0.1:9/i").endpoint
-    assert SyncIntrospectionClient(credentials, endpoint="http://[::1]:9/i").endpoint
-    assert SyncIntrospectionClient(credentials, endpoint="http://localhost/i").endpoint
-    insecure = SyncIntrospectionClient(
-        credentials, endpoint="http://as.internal/i", allow_insecure=True
+    client = IntrospectionClient(
+        FakeAuthorizationServer().transport(),
+        ClientCredentials("a", "b"),
+        stats=Stats(),
+        endpoint=endpoint,
+        allow_insecure=allow_insecure,
     )
-    assert insecure.endpoint == "http://as.internal/i"
+    assert client.endpoint == endpoint
 
 
-@pytest.mark.anyio
 async def test_nothing_secret_is_logged_or_raised(
     fake: FakeAuthorizationServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -447,46 +321,14 @@ async def test_nothing_secret_is_logged_or_raised(
     caplog.set_level(logging.DEBUG)
     token = fake.issue()
     texts: list[str] = []
-    async with _client(fake) as client:
-        for failure in (500, "garbage", "down", "timeout"):
-            fake.failure = failure
-            with pytest.raises(IntrospectionError) as caught:
-                await client.introspect(token)
-            texts += [str(caught.value), repr(caught.value), repr(caught.value.__cause__)]
+    client = _client(fake)
+    for failure in (500, "garbage", "down", "timeout"):
+        fake.failure = failure  # type: ignore[assignment]
+        with pytest.raises(IntrospectionError) as caught:
+            await client.introspect(token)
+        texts += [str(caught.value), repr(caught.value), repr(caught.value.__cause__)]
     texts.append(caplog.text)
     assert caplog.text
     for text in texts:
         assert token not in text
         assert fake.client_secret not in text
-
-
-def test_sync_client_introspects(fake: FakeAuthorizationServer) -> None:
-    """The sync twin sends the same request and parses the same answer."""
-    token = fake.issue(scope="read")
-    with _sync_client(fake) as client:
-        assert client.introspect(token).scopes == {"read"}
-        assert not client.introspect("unknown").active
-    assert fake.last_form["token_type_hint"] == ["access_token"]
-
-
-def test_sync_client_discovers_and_fails_like_the_async_one(
-    fake: FakeAuthorizationServer,
-) -> None:
-    """Discovery, retries and upstream errors behave as in the async client."""
-    with _sync_client(fake, endpoint=None, issuer=fake.issuer) as client:
-        assert client.discover() == fake.introspection_url
-        fake.failure = "down"
-        with pytest.raises(IntrospectionUnavailable, match="unreachable"):
-            client.introspect("tok")
-        assert client.stats.introspection_retries.value == 2
-        fake.failure = "garbage"
-        with pytest.raises(InvalidIntrospectionResponse):
-            client.introspect("tok")
-
-
-def test_sync_client_gives_up_when_the_deadline_is_spent(fake: FakeAuthorizationServer) -> None:
-    """With no time left the sync client fails instead of sending."""
-    client = _sync_client(fake, timeouts=Timeouts(total=0.0))
-    with pytest.raises(IntrospectionUnavailable, match="timed out"):
-        client.introspect("tok")
-    client.close()
