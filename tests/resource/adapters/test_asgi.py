@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from tokengate.resource import ValidatorSettings, create_validator
 from tokengate.resource.adapters.asgi import Receive, Scope, Send, TokenGateMiddleware
 from tokengate.resource.protocol.policy import Policy, Rule
-from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
 from tokengate.resource.runtime.validator import Validator
 from tokengate.resource.testing import FakeAuthorizationServer
 
