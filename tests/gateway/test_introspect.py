@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+from unittest.mock import AsyncMock, MagicMock
+
 import httpx
 import pytest
 
-from tests.gateway.support import echo, running, values
-from tokengate.gateway import ClaimHeader, build_policy, parse_scope_rule
-from tokengate.resource.adapters.asgi import Receive, Scope, Send, TokenGateMiddleware
+from tests.gateway.support import UPSTREAM, echo, running, values
+from tests.support.fake_events import FakeEventServer, sync_frame, until
+from tokengate.asgi.types import Receive, Scope, Send
+from tokengate.gateway import (
+    ClaimHeader,
+    GatewaySettings,
+    build_policy,
+    create_gateway,
+    parse_scope_rule,
+)
+from tokengate.resource import ValidatorSettings, create_validator
+from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.protocol.claims import TokenClaims
-from tokengate.resource.protocol.errors import IntrospectionUnavailable
 from tokengate.resource.protocol.policy import Policy
+from tokengate.resource.runtime.http import HttpTransport
 from tokengate.resource.runtime.validator import Validator
-from tokengate.resource.testing import claims, static_validator
+from tokengate.resource.testing import FakeAuthorizationServer, claims, static_validator
 
 pytestmark = pytest.mark.anyio
 
@@ -169,20 +181,23 @@ async def test_custom_claim_headers_replace_the_defaults() -> None:
     assert values(response, "x-expires") == ["4000000000"]
 
 
-class Down:
-    """An introspector whose authorization server is unreachable."""
-
-    async def introspect(self, token: str) -> TokenClaims:
-        raise IntrospectionUnavailable("connection refused")
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
+def fake_validator(
+    fake: FakeAuthorizationServer, transport: HttpTransport, **settings: Any
+) -> Validator:
+    """A `Validator` introspecting at `fake` over `transport`."""
+    config = ValidatorSettings(
+        fake.client_id, fake.client_secret, introspection_url=fake.introspection_url, **settings
+    )
+    return create_validator(config, transport=transport)
 
 
 async def test_introspection_outage_is_503() -> None:
     """No answer and nothing cached → 503 with Retry-After, upstream not called."""
     upstream = Counting()
-    async with running(upstream, Validator(Down()), **options()) as gw:
+    fake = FakeAuthorizationServer()
+    fake.failure = "down"
+    down = fake_validator(fake, fake.transport(), revocation_events=False)
+    async with running(upstream, down, **options()) as gw:
         response = await gw.http.get("/auth-api/hello", headers={"X-Access-Token": READER})
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) >= 1
@@ -198,3 +213,47 @@ async def test_cache_and_validator_metrics_are_exported() -> None:
     assert "tokengate_rs_cache_hits_total 1.0" in text
     assert "tokengate_rs_cache_size 1.0" in text
     assert 'tokengate_gw_requests_total{code="200"} 2.0' in text
+
+
+async def test_startup_starts_the_validator_and_shutdown_closes_it() -> None:
+    """The gateway's lifespan drives the validator's: revocation events followed while it runs."""
+    fake = FakeAuthorizationServer()
+    events = FakeEventServer(other=fake.transport())
+    edge = fake_validator(fake, events)
+    assert edge.subscriber is not None
+    async with running(echo, edge, **options()) as gw:
+        await until(lambda: len(events.connections) == 1)
+        events.connections[0].send(sync_frame(0))
+        await until(lambda: edge.subscriber is not None and edge.subscriber.state == "live")
+        token = {"X-Access-Token": fake.issue(scope="read", sub="carol")}
+        assert (await gw.http.get("/auth-api/hello", headers=token)).status_code == 200
+    assert edge.subscriber.state == "stopped"
+    assert events.connections[0].closed
+
+
+class Lookalike:
+    """`validate` is a coroutine function returning claims with every scope."""
+
+    async def validate(self, token: str, required_scopes: object = ()) -> TokenClaims:
+        return claims(scope="read write admin")
+
+
+@pytest.mark.parametrize(
+    "impostor",
+    [
+        pytest.param(Lookalike(), id="async-validate-returning-claims"),
+        pytest.param(MagicMock(), id="mock"),
+        pytest.param(AsyncMock(), id="async-mock"),
+    ],
+)
+def test_introspect_mode_refuses_a_validator_lookalike(impostor: object) -> None:
+    """Regression (critical bypass): the gateway is not built over anything but a `Validator`."""
+    settings = GatewaySettings(upstream=UPSTREAM, mode="introspect")
+    with pytest.raises(TypeError, match="Validator"):
+        create_gateway(settings, validator=impostor)  # type: ignore[arg-type]
+
+
+def test_introspect_mode_without_a_validator_is_not_built() -> None:
+    """No validator in introspect mode fails closed at construction (a ValueError)."""
+    with pytest.raises(ValueError, match="needs a validator"):
+        create_gateway(GatewaySettings(upstream=UPSTREAM, mode="introspect"), validator=None)

@@ -9,9 +9,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from tests.support.asgi import lifespan
 from tokengate.cli import example_rs
+from tokengate.resource import ValidatorSettings, create_validator
 from tokengate.resource.example import create_example_app
-from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
 from tokengate.resource.testing import FakeAuthorizationServer
 
 ORIGIN = "https://spa.example"
@@ -27,11 +28,14 @@ def fake() -> FakeAuthorizationServer:
 async def client(fake: FakeAuthorizationServer) -> AsyncIterator[httpx.AsyncClient]:
     """A client for the example app, wired to the fake authorization server."""
     settings = ValidatorSettings(
-        client_id=fake.client_id, client_secret=fake.client_secret, issuer=fake.issuer
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        issuer=fake.issuer,
+        revocation_events=False,  # the fake serves no events (see test_example_events)
     )
-    validator = create_validator(settings, transport=fake.async_transport())
+    validator = create_validator(settings, transport=fake.transport())
     app = create_example_app(validator, cors_origins=[ORIGIN])
-    async with app.router.lifespan_context(app):
+    async with lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rs") as http:
             yield http
@@ -112,10 +116,10 @@ async def test_starts_while_the_authorization_server_is_down(
     fake.failure = "down"
     settings = ValidatorSettings(
         client_id=fake.client_id, client_secret=fake.client_secret, issuer=fake.issuer
-    )
-    validator = create_validator(settings, transport=fake.async_transport())
+    )  # revocation events on (the default): their failing subscription must not matter
+    validator = create_validator(settings, transport=fake.transport())
     app = create_example_app(validator)
-    async with app.router.lifespan_context(app):
+    async with lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rs") as http:
             token = {"X-Access-Token": fake.issue(scope="read")}
@@ -130,12 +134,12 @@ def _invoke(monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str
     def fake_run(app: Any, **options: Any) -> None:
         captured["app"], captured["options"] = app, options
 
-    def validator(settings: ValidatorSettings) -> Any:
+    def validator(settings: ValidatorSettings, **options: Any) -> Any:
         captured["settings"] = settings
-        return create_validator(settings)
+        return create_validator(settings, **options)
 
     monkeypatch.setattr("tokengate.cli.example_rs.uvicorn.run", fake_run)
-    monkeypatch.setattr("tokengate.cli.example_rs.create_validator", validator)
+    monkeypatch.setattr("tokengate.cli.validation.create_validator", validator)
     result = CliRunner().invoke(example_rs.example_resource_server, args, env=env)
     return result, captured
 

@@ -8,6 +8,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from tests.support.asgi import lifespan
+from tokengate.resource import ValidatorSettings, create_validator
 from tokengate.resource.example import create_example_app
 from tokengate.resource.metrics import MetricsApp, StatsCollector, metrics_registry
 from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
@@ -112,11 +114,14 @@ async def test_example_resource_server_serves_metrics() -> None:
     """GET /metrics on the example app: an introspection, then a cache hit, both counted."""
     fake = FakeAuthorizationServer()
     settings = ValidatorSettings(
-        client_id=fake.client_id, client_secret=fake.client_secret, issuer=fake.issuer
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        issuer=fake.issuer,
+        revocation_events=False,
     )
-    app = create_example_app(create_validator(settings, transport=fake.async_transport()))
+    app = create_example_app(create_validator(settings, transport=fake.transport()))
     token = {"X-Access-Token": fake.issue(scope="read")}
-    async with app.router.lifespan_context(app):
+    async with lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rs") as http:
             for _ in range(2):

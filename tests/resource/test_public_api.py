@@ -1,56 +1,52 @@
-"""The public names of `tokengate.resource`."""
+"""The public names of `tokengate.resource`: a small, guarded surface."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 import tokengate.resource as resource
 
 EXPECTED = {
     "DEFAULT_TOKEN_HEADER",
     "BearerError",
-    "CircuitBreaker",
-    "CircuitOpen",
-    "ClientCredentials",
-    "DiscoveryError",
-    "ErrorResponse",
+    "BearerHTTPException",
+    "CachedClaims",
     "InsufficientScope",
-    "IntrospectionClient",
     "IntrospectionError",
-    "IntrospectionUnavailable",
-    "Introspector",
-    "InvalidIntrospectionResponse",
     "InvalidRequest",
     "InvalidToken",
-    "MemoryTokenCache",
     "MissingToken",
     "Policy",
+    "RedisTokenCache",
     "Requirement",
     "RetryPolicy",
-    "RevocationSubscriber",
     "Rule",
     "ServiceUnavailable",
     "SharedTokenCache",
-    "SingleFlight",
-    "Stats",
     "StreamTimeouts",
-    "SyncIntrospectionClient",
-    "SyncIntrospector",
-    "SyncValidator",
-    "ThreadSingleFlight",
     "Timeouts",
     "TokenClaims",
     "TokenGateMiddleware",
     "TokenGateWSGIMiddleware",
     "Validator",
     "ValidatorSettings",
-    "authorize",
-    "create_subscriber",
-    "create_sync_validator",
+    "bearer_exception_handler",
     "create_validator",
-    "fresh_until",
-    "parse_claims",
-    "render_error",
-    "resolve_token",
+    "require_scopes",
 }
+LAZY = {
+    "BearerHTTPException": "tokengate.resource.adapters.fastapi",
+    "bearer_exception_handler": "tokengate.resource.adapters.fastapi",
+    "require_scopes": "tokengate.resource.adapters.fastapi",
+    "RedisTokenCache": "tokengate.resource.runtime.redis",
+}
+HEAVY = ("redis", "uvicorn", "psycopg", "prometheus_client")
+SRC = Path(resource.__file__).resolve().parents[2]
 
 
 def test_public_names_are_guarded() -> None:
@@ -61,14 +57,29 @@ def test_public_names_are_guarded() -> None:
         assert getattr(resource, name) is not None
 
 
-def test_stats_snapshot_is_flat_and_exportable() -> None:
-    """A snapshot maps metric names to numbers, histogram included."""
-    stats = resource.Stats()
-    stats.cache_hits.inc()
-    stats.introspection_latency_seconds.observe(0.02)
-    snapshot = stats.snapshot()
-    assert snapshot["cache_hits"] == 1
-    assert snapshot["introspection_latency_seconds_count"] == 1
-    assert snapshot["introspection_latency_seconds_bucket_le_0.025"] == 1
-    assert snapshot["introspection_latency_seconds_bucket_le_0.01"] == 0
-    assert all(isinstance(value, int | float) for value in snapshot.values())
+@pytest.mark.parametrize(("name", "module"), sorted(LAZY.items()))
+def test_lazy_names_resolve_to_their_module(name: str, module: str) -> None:
+    """Names needing an optional dependency load on first use, as the module's own object."""
+    found = getattr(resource, name)
+    assert found.__module__ == module
+    assert found is getattr(sys.modules[module], name)
+
+
+def test_unknown_names_are_attribute_errors() -> None:
+    """The lazy loader does not invent names (`hasattr` and `from ... import` stay honest)."""
+    assert not hasattr(resource, "SyncValidator")
+    with pytest.raises(AttributeError, match="no attribute 'Stats'"):
+        resource.Stats  # noqa: B018
+
+
+def test_import_pulls_in_no_optional_dependency() -> None:
+    """`import tokengate.resource` imports neither Redis, uvicorn, psycopg nor Prometheus."""
+    code = (
+        "import sys, tokengate.resource\n"
+        f"print(sorted(name for name in {HEAVY!r} if name in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "[]"

@@ -1,7 +1,9 @@
 """An in-process `GET /oauth2/events` for subscriber tests: each connection is a byte queue.
 
-`FakeEventServer.transport()` goes into `RevocationSubscriber(transport=...)`; a test then
-pushes frames into `server.connections[-1]`, ends or breaks the stream, or makes the server
+`FakeEventServer` is itself an `HttpTransport` (`tokengate.resource.runtime.http`): give it to
+`RevocationSubscriber(target, server, ...)` or to a `Validator` (`transport=`, with `other=`
+answering the introspection requests). A test then pushes frames into
+`server.connections[-1]` (from any thread), ends or breaks the stream, or makes the server
 refuse (`status`) or be down (`down`). `ManualSleep` replaces `asyncio.sleep`, recording delays
 and returning only when the test releases it, so no test waits for real seconds.
 """
@@ -9,13 +11,27 @@ and returning only when the test releases it, so no test waits for real seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
-
+from tokengate.core.wire import METADATA_PATH, Notice, sync_frame
+from tokengate.core.wire import revocation_frame as wire_frame
+from tokengate.resource.protocol.rfc7662 import HttpRequest, HttpResponse
+from tokengate.resource.runtime.http import AttemptTimeouts, ConnectFailed, HttpTransport
 from tokengate.resource.runtime.stats import Stats
+
+__all__ = [
+    "EVENTS_URL",
+    "Connection",
+    "FakeEventServer",
+    "ManualSleep",
+    "RecordingTarget",
+    "revocation_frame",
+    "sync_frame",
+    "until",
+]
 
 EVENTS_URL = "https://as.example/oauth2/events"
 
@@ -29,48 +45,48 @@ def revocation_frame(
     occurred_at: float = 0,
 ) -> bytes:
     """An `event: revocation` frame in the authorization server's wire format."""
-    data = {
-        "position": position,
-        "kind": kind,
-        "client_id": client_id,
-        "token_hash": token_hash,
-        "occurred_at": occurred_at,
-    }
-    return f"id: {position}\nevent: revocation\ndata: {json.dumps(data)}\n\n".encode()
+    return wire_frame(Notice(position, kind, client_id, token_hash, occurred_at))
 
 
-def sync_frame(position: int) -> bytes:
-    """The "caught up" frame."""
-    return f'id: {position}\nevent: sync\ndata: {{"position":{position}}}\n\n'.encode()
+class Connection:
+    """One subscriber connection (a `StreamResponse`); the test feeds its body."""
 
-
-class Connection(httpx.AsyncByteStream):
-    """One subscriber connection; the test feeds its body."""
-
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: HttpRequest, status: int, content_type: str | None) -> None:
         self.request = request
+        self.status = status
+        self.content_type = content_type
         self.closed = False
+        self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request headers the subscriber sent."""
+        return dict(self.request.headers)
 
     @property
     def last_event_id(self) -> str | None:
         """The `Last-Event-ID` the subscriber sent."""
-        return self.request.headers.get("last-event-id")
+        return self.headers.get("last-event-id")
 
     def send(self, *frames: bytes) -> None:
-        """Deliver bytes."""
+        """Deliver bytes (safe from any thread)."""
         for frame in frames:
-            self._queue.put_nowait(frame)
+            self._put(frame)
 
     def end(self) -> None:
         """End the response body cleanly."""
-        self._queue.put_nowait(None)
+        self._put(None)
 
     def fail(self, exc: BaseException) -> None:
-        """Break the stream with `exc` (e.g. `httpx.ReadTimeout`)."""
-        self._queue.put_nowait(exc)
+        """Break the stream with `exc` (e.g. `TimedOut`)."""
+        self._put(exc)
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def _put(self, item: bytes | BaseException | None) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The frames the test sends, until it ends or breaks the stream."""
         while True:
             item = await self._queue.get()
             if item is None:
@@ -79,15 +95,15 @@ class Connection(httpx.AsyncByteStream):
                 raise item
             yield item
 
-    async def aclose(self) -> None:
-        self.closed = True
-
 
 class FakeEventServer:
     """Answers metadata and event-stream requests the way `tokengate serve` does."""
 
-    def __init__(self, issuer: str = "https://as.example") -> None:
+    def __init__(
+        self, issuer: str = "https://as.example", *, other: HttpTransport | None = None
+    ) -> None:
         self.issuer = issuer
+        self.other = other
         self.connections: list[Connection] = []
         self.down = False
         self.status = 200
@@ -97,21 +113,36 @@ class FakeEventServer:
             "revocation_events_endpoint": issuer + "/oauth2/events",
         }
 
-    def transport(self) -> httpx.MockTransport:
-        """The transport to give the subscriber."""
-        return httpx.MockTransport(self.handle)
-
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        """MockTransport handler."""
+    async def request(self, request: HttpRequest, timeouts: AttemptTimeouts) -> HttpResponse:
+        """Metadata; anything else goes to `other` (e.g. a fake introspection endpoint)."""
         if self.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        if request.url.path.startswith("/.well-known/"):
-            return httpx.Response(200, json=self.metadata)
-        if self.status != 200:
-            return httpx.Response(self.status, json={"error": "invalid_client"})
-        connection = Connection(request)
-        self.connections.append(connection)
-        return httpx.Response(200, headers={"content-type": self.content_type}, stream=connection)
+            raise ConnectFailed("unreachable (connection refused)")
+        if request.url.removeprefix(self.issuer).startswith(METADATA_PATH):
+            return HttpResponse(200, json.dumps(self.metadata).encode(), None, "application/json")
+        if self.other is not None:
+            return await self.other.request(request, timeouts)
+        return HttpResponse(404, b'{"error":"not_found"}', None, "application/json")
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, request: HttpRequest, timeouts: AttemptTimeouts
+    ) -> AsyncIterator[Connection]:
+        """A new connection the test can feed (or a refusal with an empty body)."""
+        if self.down:
+            raise ConnectFailed("unreachable (connection refused)")
+        refused = self.status != 200
+        connection = Connection(request, self.status, self.content_type)
+        if refused:
+            connection.end()
+        else:
+            self.connections.append(connection)
+        try:
+            yield connection
+        finally:
+            connection.closed = True
+
+    async def aclose(self) -> None:
+        """Nothing pooled to close."""
 
 
 class ManualSleep:

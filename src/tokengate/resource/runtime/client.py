@@ -147,7 +147,9 @@ class IntrospectionClient:
     async def _introspect(self, token: str) -> TokenClaims:
         requests = self._requests
         if requests is None:
-            requests = self._requests = IntrospectionRequests(await self.discover(), self.credentials)
+            requests = self._requests = IntrospectionRequests(
+                await self.discover(), self.credentials
+            )
         return parse_introspection(await self._send(requests.for_token(token), self._monotonic()))
 
     async def _fetch_metadata(self) -> str:

@@ -1,4 +1,4 @@
-"""The revocation subscriber in the example resource server: lifespan, status route, CLI."""
+"""Revocation events in the example resource server: lifespan, status route, CLI."""
 
 from __future__ import annotations
 
@@ -8,25 +8,27 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from tests.support.asgi import lifespan
 from tests.support.fake_events import FakeEventServer, revocation_frame, sync_frame, until
 from tokengate.cli import example_rs
 from tokengate.core.credentials import hash_value
+from tokengate.resource import ValidatorSettings, create_validator
 from tokengate.resource.example import create_example_app
-from tokengate.resource.runtime.settings import (
-    ValidatorSettings,
-    create_subscriber,
-    create_validator,
-)
 from tokengate.resource.testing import FakeAuthorizationServer
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_status_without_subscriber() -> None:
+async def test_status_with_events_off() -> None:
     """`/public/status` says events are off and shows the cache's numbers."""
     fake = FakeAuthorizationServer()
-    settings = ValidatorSettings(fake.client_id, fake.client_secret, fake.introspection_url)
-    app = create_example_app(create_validator(settings, transport=fake.async_transport()))
+    settings = ValidatorSettings(
+        fake.client_id,
+        fake.client_secret,
+        introspection_url=fake.introspection_url,
+        revocation_events=False,
+    )
+    app = create_example_app(create_validator(settings, transport=fake.transport()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rs") as c:
         status = (await c.get("/public/status")).json()
     assert status["revocation_events"] == {"state": "off"}
@@ -36,17 +38,20 @@ async def test_status_without_subscriber() -> None:
 
 async def test_lifespan_runs_the_subscriber_and_status_shows_it() -> None:
     """Started with the app: live after sync (uncapped), evicts on events, stopped at shutdown."""
-    fake, events = FakeAuthorizationServer(), FakeEventServer(issuer="https://as.example")
+    fake = FakeAuthorizationServer()
+    events = FakeEventServer(issuer="https://as.example", other=fake.transport())
     settings = ValidatorSettings(
-        fake.client_id, fake.client_secret, fake.introspection_url, max_ttl=3600
+        fake.client_id, fake.client_secret, introspection_url=fake.introspection_url, max_ttl=3600
     )
-    validator = create_validator(settings, transport=fake.async_transport())
-    subscriber = create_subscriber(validator, settings, transport=events.transport())
+    validator = create_validator(settings, transport=events)
+    subscriber = validator.subscriber
+    assert subscriber is not None
     assert subscriber.endpoint == "https://as.example/oauth2/events"
-    app = create_example_app(validator, subscriber=subscriber)
+    assert subscriber.state == "stopped"  # until the app starts
+    app = create_example_app(validator)
     token = fake.issue(scope="read")
     headers = {"X-Access-Token": token}
-    async with app.router.lifespan_context(app):
+    async with lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rs") as client:
             await until(lambda: len(events.connections) == 1)

@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tokengate.resource.protocol.claims import INACTIVE, TokenClaims
+from tokengate.resource.protocol.claims import INACTIVE
 from tokengate.resource.protocol.decision import authorize
 from tokengate.resource.protocol.errors import InvalidToken
-from tokengate.resource.runtime.cache import MemoryTokenCache, fresh_until
+from tokengate.resource.runtime.cache import MemoryTokenCache
+from tokengate.resource.runtime.stats import Stats
 from tokengate.resource.testing import FakeClock, claims
 
-NOW = 1_000.0
 
-
-@pytest.mark.parametrize(
-    ("token", "options", "expected"),
-    [
-        pytest.param(claims(exp=1010), {}, 1010.0, id="rfc7662-4-bounded-by-exp"),
-        pytest.param(claims(exp=9999), {}, NOW + 300, id="bounded-by-max-ttl"),
-        pytest.param(claims(), {}, NOW + 300, id="no-exp-max-ttl"),
-        pytest.param(claims(exp=1000), {}, None, id="expired-not-cached"),
-        pytest.param(INACTIVE, {}, None, id="negative-off-by-default"),
-        pytest.param(INACTIVE, {"negative_ttl": 5}, NOW + 5, id="negative-opt-in"),
-        pytest.param(claims(exp=9999), {"cap": 2}, NOW + 2, id="ttl-cap"),
-        pytest.param(claims(exp=9999), {"not_after": 1001}, 1001.0, id="not-after"),
-        pytest.param(claims(exp=9999), {"cap": 0}, None, id="cap-zero-disables"),
-    ],
-)
-def test_fresh_until(token: TokenClaims, options: dict[str, float], expected: float | None) -> None:
-    """Positive: min(exp, max_ttl, cap); negative: only when opted in."""
-    assert fresh_until(token, now=NOW, max_ttl=300, **options) == expected
+def _cache(**options: Any) -> MemoryTokenCache:
+    return MemoryTokenCache(stats=Stats(), **options)
 
 
 def test_keyed_by_the_given_hash(clock: FakeClock) -> None:
     """Entries are found by the key they were stored under, and only by it."""
-    cache = MemoryTokenCache(clock=clock)
+    cache = _cache(clock=clock)
     cache.put("h1", claims(client_id="c"))
     assert cache.get("h1") is not None
     assert cache.get("h2") is None
@@ -43,7 +29,7 @@ def test_keyed_by_the_given_hash(clock: FakeClock) -> None:
 
 def test_lru_bound_by_entry_count(clock: FakeClock) -> None:
     """Beyond `max_entries`, the least recently used entry goes."""
-    cache = MemoryTokenCache(max_entries=2, clock=clock)
+    cache = _cache(max_entries=2, clock=clock)
     cache.put("a", claims())
     cache.put("b", claims())
     assert cache.get("a") is not None  # a is now the most recently used
@@ -57,7 +43,7 @@ def test_lru_bound_by_entry_count(clock: FakeClock) -> None:
 
 def test_positive_entry_never_valid_past_exp(clock: FakeClock) -> None:
     """At `exp` the cached answer no longer authorizes anything, without a new lookup."""
-    cache = MemoryTokenCache(max_ttl=300, clock=clock)
+    cache = _cache(max_ttl=300, clock=clock)
     cache.put("h", claims(exp=int(clock.now) + 10))
     clock.advance(9.9)
     hit = cache.get("h")
@@ -72,7 +58,7 @@ def test_positive_entry_never_valid_past_exp(clock: FakeClock) -> None:
 
 def test_known_expired_marker_is_bounded_in_time(clock: FakeClock) -> None:
     """The expired marker itself disappears `max_ttl` after `exp`."""
-    cache = MemoryTokenCache(max_ttl=60, clock=clock)
+    cache = _cache(max_ttl=60, clock=clock)
     cache.put("h", claims(exp=int(clock.now) + 10))
     clock.advance(10 + 60)
     assert cache.get("h") is None
@@ -81,7 +67,7 @@ def test_known_expired_marker_is_bounded_in_time(clock: FakeClock) -> None:
 
 def test_already_expired_answer_is_remembered(clock: FakeClock) -> None:
     """An active answer whose exp has passed (clock skew) is kept only as an expired marker."""
-    cache = MemoryTokenCache(clock=clock)
+    cache = _cache(clock=clock)
     cache.put("h", claims(exp=int(clock.now) - 1))
     hit = cache.get("h")
     assert hit is not None
@@ -91,7 +77,7 @@ def test_already_expired_answer_is_remembered(clock: FakeClock) -> None:
 
 def test_max_ttl_bounds_tokens_without_exp(clock: FakeClock) -> None:
     """Without exp, an entry lives `max_ttl` and then needs a fresh lookup."""
-    cache = MemoryTokenCache(max_ttl=30, clock=clock)
+    cache = _cache(max_ttl=30, clock=clock)
     cache.put("h", claims())
     clock.advance(29.9)
     assert cache.get("h") is not None
@@ -102,7 +88,7 @@ def test_max_ttl_bounds_tokens_without_exp(clock: FakeClock) -> None:
 
 def test_max_ttl_bounds_long_lived_tokens(clock: FakeClock) -> None:
     """A token valid for hours is re-checked after `max_ttl` (revocation latency bound)."""
-    cache = MemoryTokenCache(max_ttl=30, clock=clock)
+    cache = _cache(max_ttl=30, clock=clock)
     cache.put("h", claims(exp=int(clock.now) + 3600))
     clock.advance(30)
     assert cache.get("h") is None
@@ -110,10 +96,10 @@ def test_max_ttl_bounds_long_lived_tokens(clock: FakeClock) -> None:
 
 def test_negative_caching_is_opt_in_and_short(clock: FakeClock) -> None:
     """Inactive answers are cached only when asked, for `negative_ttl`."""
-    off = MemoryTokenCache(clock=clock)
+    off = _cache(clock=clock)
     off.put("h", INACTIVE)
     assert off.get("h") is None
-    on = MemoryTokenCache(negative_ttl=5, clock=clock)
+    on = _cache(negative_ttl=5, clock=clock)
     on.put("h", INACTIVE)
     assert on.get("h") is INACTIVE
     clock.advance(5)
@@ -122,7 +108,7 @@ def test_negative_caching_is_opt_in_and_short(clock: FakeClock) -> None:
 
 def test_inactive_answer_replaces_positive_entry(clock: FakeClock) -> None:
     """A fresher "inactive" drops the old positive entry even when not cached itself."""
-    cache = MemoryTokenCache(clock=clock)
+    cache = _cache(clock=clock)
     cache.put("h", claims(client_id="c"))
     cache.put("h", INACTIVE)
     assert cache.get("h") is None
@@ -130,7 +116,7 @@ def test_inactive_answer_replaces_positive_entry(clock: FakeClock) -> None:
 
 def test_evict_by_token_hash(clock: FakeClock) -> None:
     """A revocation event's token hash removes exactly that entry."""
-    cache = MemoryTokenCache(clock=clock)
+    cache = _cache(clock=clock)
     cache.put("h1", claims(client_id="c"))
     cache.put("h2", claims(client_id="c"))
     assert cache.evict_token_hash("h1") is True
@@ -142,7 +128,7 @@ def test_evict_by_token_hash(clock: FakeClock) -> None:
 
 def test_evict_by_client(clock: FakeClock) -> None:
     """Disabling a client drops all its tokens and nobody else's."""
-    cache = MemoryTokenCache(clock=clock)
+    cache = _cache(clock=clock)
     cache.put("a1", claims(client_id="a"))
     cache.put("a2", claims(client_id="a"))
     cache.put("b1", claims(client_id="b"))
@@ -157,7 +143,7 @@ def test_evict_by_client(clock: FakeClock) -> None:
 
 def test_client_index_follows_lru_and_replacement(clock: FakeClock) -> None:
     """The client index forgets entries that left by LRU or were replaced."""
-    cache = MemoryTokenCache(max_entries=1, clock=clock)
+    cache = _cache(max_entries=1, clock=clock)
     cache.put("a1", claims(client_id="a"))
     cache.put("b1", claims(client_id="b"))  # evicts a1
     cache.put("b1", claims(client_id="c"))  # same token, new answer
@@ -168,7 +154,7 @@ def test_client_index_follows_lru_and_replacement(clock: FakeClock) -> None:
 
 def test_ttl_cap_applies_to_stored_entries(clock: FakeClock) -> None:
     """`set_ttl_cap` shortens entries already cached, and lifting it restores them."""
-    cache = MemoryTokenCache(max_ttl=300, clock=clock)
+    cache = _cache(max_ttl=300, clock=clock)
     cache.put("old", claims())
     clock.advance(10)
     cache.set_ttl_cap(5)
@@ -188,12 +174,12 @@ def test_ttl_cap_applies_to_stored_entries(clock: FakeClock) -> None:
 def test_ttl_cap_rejects_negative() -> None:
     """A negative cap is a programming error."""
     with pytest.raises(ValueError, match="negative"):
-        MemoryTokenCache().set_ttl_cap(-1)
+        _cache().set_ttl_cap(-1)
 
 
 def test_hit_and_miss_counters(clock: FakeClock) -> None:
     """Hits and misses are counted for metrics."""
-    cache = MemoryTokenCache(clock=clock)
+    cache = _cache(clock=clock)
     cache.get("h")
     cache.put("h", claims())
     cache.get("h")

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import pytest
 
 from tests.support.fake_events import (
@@ -22,7 +21,8 @@ from tokengate.core.credentials import hash_value
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.revocations import Backoff
 from tokengate.resource.protocol.rfc7662 import ClientCredentials
-from tokengate.resource.runtime.cache import MemoryTokenCache
+from tokengate.resource.runtime.http import TimedOut
+from tokengate.resource.runtime.settings import ValidatorSettings
 from tokengate.resource.runtime.subscriber import (
     CONNECTING,
     DISCONNECTED,
@@ -79,13 +79,12 @@ async def subscribe(
         settings: dict[str, object] = {
             "endpoint": EVENTS_URL,
             "outage_ttl": OUTAGE_TTL,
-            "transport": server.transport(),
             "sleep": sleep,
             "rng": lambda: 1.0,
             "clock": clock,
             **options,
         }
-        subscriber = RevocationSubscriber(target, CREDENTIALS, **settings)  # type: ignore[arg-type]
+        subscriber = RevocationSubscriber(target, server, CREDENTIALS, **settings)  # type: ignore[arg-type]
         subscriber.start()
         started.append(subscriber)
         return subscriber
@@ -134,7 +133,7 @@ async def test_sends_credentials_and_resumes_with_last_event_id(
     subscriber = subscribe()
     await live(server, subscriber, 10)
     first = server.connections[0]
-    assert first.request.headers["authorization"] == CREDENTIALS.basic_authorization()
+    assert first.headers["authorization"] == CREDENTIALS.basic_authorization()
     assert first.last_event_id is None
     first.send(revocation_frame(11, token_hash="h"))
     await until(lambda: subscriber.last_event_id == "11")
@@ -168,7 +167,7 @@ async def test_losing_the_stream_caps_after_the_outage_ttl(
     """A lost stream → disconnected; the cap lands `outage_ttl` later unless caught up first."""
     subscriber = subscribe()
     await live(server, subscriber, 0)
-    server.connections[0].fail(httpx.ReadTimeout("no heartbeat"))
+    server.connections[0].fail(TimedOut("no heartbeat"))
     await until(lambda: subscriber.state == DISCONNECTED)
     assert target.cap is None  # entries were known good a moment ago
     await until(lambda: sleep.waiting(is_outage_timer) == 1)
@@ -278,7 +277,7 @@ async def test_discovers_the_endpoint_from_metadata(
     server.metadata["revocation_events_endpoint"] = "https://as.example/v2/events"
     subscriber = subscribe(endpoint=None, issuer="https://as.example")
     await until(lambda: len(server.connections) == 1)
-    assert str(server.connections[0].request.url) == "https://as.example/v2/events"
+    assert server.connections[0].request.url == "https://as.example/v2/events"
     assert subscriber.endpoint == "https://as.example/v2/events"
 
 
@@ -329,28 +328,26 @@ async def test_aclose_stops_and_caps(
 
 def test_configuration_errors() -> None:
     """Exactly one of endpoint/issuer; plain http only to loopback; no negative TTL."""
-    target = RecordingTarget()
+    target, server = RecordingTarget(), FakeEventServer()
     with pytest.raises(ValueError, match="exactly one"):
-        RevocationSubscriber(target, CREDENTIALS)
+        RevocationSubscriber(target, server, CREDENTIALS)
     with pytest.raises(ValueError, match="loopback"):
-        RevocationSubscriber(target, CREDENTIALS, endpoint="http://as.example/oauth2/events")
+        RevocationSubscriber(
+            target, server, CREDENTIALS, endpoint="http://as.example/oauth2/events"
+        )
     with pytest.raises(ValueError, match="negative"):
-        RevocationSubscriber(target, CREDENTIALS, endpoint=EVENTS_URL, outage_ttl=-1)
+        RevocationSubscriber(target, server, CREDENTIALS, endpoint=EVENTS_URL, outage_ttl=-1)
 
 
-async def test_with_a_real_validator(
-    server: FakeEventServer, sleep: ManualSleep, clock: FakeClock
-) -> None:
+async def test_with_a_real_validator(server: FakeEventServer, clock: FakeClock) -> None:
     """End to end in process: cached for the whole lifetime while live, evicted on the event."""
     token = "opaque-token-value"
     introspector = StaticIntrospector({token: claims(client_id="app", exp=clock() + 3600)})
-    validator = Validator(
-        introspector, cache=MemoryTokenCache(max_ttl=3600, clock=clock), clock=clock
-    )
-    subscriber = RevocationSubscriber(
-        validator, CREDENTIALS, endpoint=EVENTS_URL, transport=server.transport(), sleep=sleep
-    )
-    async with subscriber:
+    settings = ValidatorSettings("rs", SECRET, max_ttl=3600, events_url=EVENTS_URL)
+    validator = Validator(settings, introspector=introspector, transport=server, clock=clock)
+    subscriber = validator.subscriber
+    assert subscriber is not None
+    async with validator:
         await live(server, subscriber, 0)
         await validator.lookup(token)
         clock.advance(3000)
@@ -360,6 +357,7 @@ async def test_with_a_real_validator(
         await until(lambda: len(validator.cache) == 0)
         await validator.lookup(token)
         assert introspector.calls == 2
+    assert subscriber.state == STOPPED
     assert validator.cache.ttl_cap == 5.0
     assert validator.stats.cache_ttl_cap_seconds.value == 5.0
 
@@ -382,7 +380,10 @@ async def test_answer_in_flight_across_an_eviction_is_not_kept(clock: FakeClock)
     """An answer that may predate a revocation serves its request but is not cached."""
     token = "opaque-token-value"
     introspector = GatedIntrospector({token: claims(client_id="app", exp=clock() + 3600)})
-    validator = Validator(introspector, clock=clock)
+    settings = ValidatorSettings("rs", SECRET, revocation_events=False)
+    validator = Validator(
+        settings, introspector=introspector, transport=FakeEventServer(), clock=clock
+    )
     pending = asyncio.create_task(validator.lookup(token))
     await until(lambda: introspector.started == 1)
     await validator.evict_token_hash(hash_value(token))

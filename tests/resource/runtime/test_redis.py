@@ -13,10 +13,10 @@ from redis.exceptions import RedisError
 
 from tokengate.core.credentials import hash_value
 from tokengate.resource.protocol.claims import INACTIVE
-from tokengate.resource.runtime.cache import MemoryTokenCache
 from tokengate.resource.runtime.redis import RedisTokenCache
+from tokengate.resource.runtime.settings import ValidatorSettings
 from tokengate.resource.runtime.validator import Validator
-from tokengate.resource.testing import StaticIntrospector, claims
+from tokengate.resource.testing import FakeAuthorizationServer, StaticIntrospector, claims
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
@@ -141,11 +141,16 @@ async def test_foreign_values_are_misses(cache: RedisTokenCache) -> None:
     assert await cache.get("h") is None
 
 
+def _validator(introspector: StaticIntrospector, shared: RedisTokenCache) -> Validator:
+    settings = ValidatorSettings("rs", "s", revocation_events=False)
+    offline = FakeAuthorizationServer().transport()
+    return Validator(settings, introspector=introspector, shared_cache=shared, transport=offline)
+
+
 async def test_two_validators_share_one_introspection(cache: RedisTokenCache) -> None:
     """Two processes behind one Redis introspect a token once."""
     first, second = StaticIntrospector({"t": claims()}), StaticIntrospector({"t": claims()})
-    one = Validator(first, cache=MemoryTokenCache(), shared_cache=cache)
-    two = Validator(second, cache=MemoryTokenCache(), shared_cache=cache)
+    one, two = _validator(first, cache), _validator(second, cache)
     await one.validate("t")
     await two.validate("t")
     assert (first.calls, second.calls) == (1, 0)
@@ -155,3 +160,13 @@ async def test_two_validators_share_one_introspection(cache: RedisTokenCache) ->
     one.cache.clear()
     await one.validate("t")
     assert first.calls == 2
+
+
+async def test_from_url_takes_the_validator_bounds() -> None:
+    """`from_url` bounds the shared cache like the validator's own memory cache."""
+    settings = ValidatorSettings("rs", "s", max_ttl=42, negative_ttl=3)
+    store = RedisTokenCache.from_url(REDIS_URL, settings, prefix="tokengate-test:url:")
+    try:
+        assert (store.max_ttl, store.negative_ttl, store.prefix) == (42, 3, "tokengate-test:url:")
+    finally:
+        await store.redis.aclose()

@@ -13,9 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from tokengate.resource.adapters.asgi import Receive, Scope, Send, TokenGateMiddleware
+from tests.support.asgi import lifespan
+from tests.support.fake_events import FakeEventServer, until
+from tokengate.asgi.types import Receive, Scope, Send
+from tokengate.resource import ValidatorSettings, create_validator
+from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.protocol.policy import Policy, Rule
-from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
 from tokengate.resource.runtime.validator import Validator
 from tokengate.resource.testing import FakeAuthorizationServer
 
@@ -43,8 +46,9 @@ def _validator(fake: FakeAuthorizationServer) -> Validator:
         client_secret=fake.client_secret,
         introspection_url=fake.introspection_url,
         failure_threshold=100,
+        revocation_events=False,
     )
-    return create_validator(settings, transport=fake.async_transport())
+    return create_validator(settings, transport=fake.transport())
 
 
 @pytest.fixture
@@ -203,6 +207,24 @@ async def test_lifespan_and_unprotected_scopes_pass_through(fake: FakeAuthorizat
     app = TokenGateMiddleware(inner, _validator(fake))
     await _run(app, {"type": "lifespan"})
     assert inner.scopes == [{"type": "lifespan"}]
+
+
+@pytest.mark.anyio
+async def test_lifespan_starts_and_closes_the_validator() -> None:
+    """Startup starts the validator (events followed); shutdown closes it (events stopped)."""
+    fake = FakeAuthorizationServer()
+    events = FakeEventServer(other=fake.transport())
+    settings = ValidatorSettings(
+        fake.client_id, fake.client_secret, introspection_url=fake.introspection_url
+    )
+    validator = create_validator(settings, transport=events)
+    assert validator.subscriber is not None
+    app = TokenGateMiddleware(Starlette(routes=[Route("/public", public)]), validator)
+    async with lifespan(app):
+        await until(lambda: len(events.connections) == 1)
+        assert validator.subscriber.state == "connecting"
+    assert validator.subscriber.state == "stopped"
+    assert events.connections[0].closed
 
 
 @pytest.mark.anyio

@@ -2,7 +2,7 @@
 
 Behind it: the example policy (`/auth-api/**`, `GET /auth-api/hello` needs `read`, `POST
 /auth-api/items` needs `write`) and a real `IntrospectionClient` talking to the
-`FakeAuthorizationServer` over `httpx.MockTransport`, failing in every way it can. Whatever the
+`FakeAuthorizationServer` over a `HandlerTransport`, failing in every way it can. Whatever the
 method, path, headers or body: no exception escapes, no hang, no traceback, and every refusal
 is RFC 6750 §3 (400/401/403 with a well-formed `Bearer` challenge, 503 with `Retry-After`).
 Unprotected requests reach the app untouched; a request reaching the app under `/auth-api` in
@@ -21,7 +21,6 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -29,10 +28,12 @@ from tests.support.fuzzing import EXAMPLES, FUZZ, request_readings, segments, un
 from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.example import example_policy
 from tokengate.resource.protocol.claims import TokenClaims
-from tokengate.resource.protocol.rfc7662 import ClientCredentials
-from tokengate.resource.runtime.client import IntrospectionClient
+from tokengate.resource.protocol.resilience import RetryPolicy
+from tokengate.resource.protocol.rfc7662 import HttpRequest, HttpResponse
+from tokengate.resource.runtime.http import BrokenResponse
+from tokengate.resource.runtime.settings import ValidatorSettings
 from tokengate.resource.runtime.validator import Validator
-from tokengate.resource.testing import FakeAuthorizationServer
+from tokengate.resource.testing import FakeAuthorizationServer, HandlerTransport
 
 REALM = "fuzz"
 AUDIENCE = "https://rs.test"
@@ -51,13 +52,21 @@ TOKENS = {
 UNDECODABLE = "undecodable"  # a failure the fake has no switch for: a body failing its gzip
 
 
-async def _as_transport(request: httpx.Request) -> httpx.Response:
+async def _as_handler(request: HttpRequest) -> HttpResponse:
     if AS.failure == UNDECODABLE:
-        return httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"\x1f\x8bnot")
-    return await AS.handle_async(request)
+        raise BrokenResponse("sent an undecodable response")  # what the transport says of it
+    return await AS.handle(request)
 
 
-HTTP = httpx.AsyncClient(transport=httpx.MockTransport(_as_transport))
+TRANSPORT = HandlerTransport(_as_handler)
+SETTINGS = ValidatorSettings(
+    AS.client_id,
+    AS.client_secret,
+    introspection_url=AS.introspection_url,
+    audience=AUDIENCE,
+    retry=RetryPolicy(base_delay=0.0, max_delay=0.0),  # retries without sleeping
+    revocation_events=False,
+)
 
 ERRORS = {400: {"invalid_request"}, 401: {"invalid_token", None}, 403: {"insufficient_scope"}}
 REFUSAL_HEADERS = {"content-type", "cache-control", "content-length", "www-authenticate"}
@@ -151,13 +160,7 @@ class App:
 
 def _middleware(app: App, failure: object) -> TokenGateMiddleware:
     AS.failure = failure  # type: ignore[assignment]
-    client = IntrospectionClient(
-        ClientCredentials(AS.client_id, AS.client_secret),
-        endpoint=AS.introspection_url,
-        http=HTTP,
-        rng=lambda: 0.0,  # retries without sleeping
-    )
-    validator = Validator(client, audience=AUDIENCE)
+    validator = Validator(SETTINGS, transport=TRANSPORT)
     return TokenGateMiddleware(app, validator, policy=example_policy(), realm=REALM)
 
 

@@ -1,20 +1,20 @@
-"""Single-flight: one call for N concurrent lookups of a key."""
+"""Single-flight: one call for N concurrent lookups of a key (threads: see the WSGI tests)."""
 
 from __future__ import annotations
-
-import threading
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from tokengate.resource.runtime.singleflight import SingleFlight, ThreadSingleFlight
+from tokengate.resource.runtime.singleflight import SingleFlight
+from tokengate.resource.runtime.stats import Counter
 
 
 @pytest.mark.anyio
 async def test_thousand_concurrent_lookups_make_one_call() -> None:
     """1,000 concurrent callers of one key share a single call and its result."""
-    flight = SingleFlight[str]()
+    joins = Counter()
+    flight = SingleFlight[str](joins)
     calls = 0
     release = anyio.Event()
     results: list[str] = []
@@ -35,7 +35,7 @@ async def test_thousand_concurrent_lookups_make_one_call() -> None:
         release.set()
     assert calls == 1
     assert results == ["answer"] * 1000
-    assert flight.stats.singleflight_joins.value == 999
+    assert joins.value == 999
     assert flight.in_flight() == 0
 
 
@@ -118,42 +118,3 @@ async def test_cancelled_leader_hands_over_to_a_waiter() -> None:
         leader_group.cancel_scope.cancel()
     assert result == ["second"]
     assert calls == 2
-
-
-def test_threads_share_one_call() -> None:
-    """Concurrent threads of one key share one call and its result."""
-    flight = ThreadSingleFlight[str]()
-    calls = 0
-    gate = threading.Event()
-    results: list[str] = []
-
-    def fetch() -> str:
-        nonlocal calls
-        calls += 1
-        gate.wait(5)
-        return "answer"
-
-    threads = [
-        threading.Thread(target=lambda: results.append(flight.do("k", fetch))) for _ in range(50)
-    ]
-    for thread in threads:
-        thread.start()
-    while flight.stats.singleflight_joins.value < 49:
-        threading.Event().wait(0.001)
-    gate.set()
-    for thread in threads:
-        thread.join(5)
-    assert calls == 1
-    assert results == ["answer"] * 50
-
-
-def test_thread_failures_propagate_and_are_not_cached() -> None:
-    """A failed threaded call raises in the caller and the next call runs again."""
-    flight = ThreadSingleFlight[str]()
-
-    def failing() -> str:
-        raise LookupError("down")
-
-    with pytest.raises(LookupError):
-        flight.do("k", failing)
-    assert flight.do("k", lambda: "ok") == "ok"

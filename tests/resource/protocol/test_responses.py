@@ -51,12 +51,11 @@ from tokengate.resource.protocol.responses import render_error
 def test_challenges(error: BearerError, status: int, challenge: str) -> None:
     """Status and `WWW-Authenticate` match RFC 6750 §3's examples."""
     response = render_error(error, "example")
-    headers = dict(response.headers)
     assert response.status == status
-    assert headers["www-authenticate"] == challenge
-    assert headers["cache-control"] == "no-store"
-    assert headers["content-type"] == "application/json"
-    assert int(headers["content-length"]) == len(response.body)
+    assert response.header("www-authenticate") == challenge
+    assert response.header("cache-control") == "no-store"
+    assert response.header("content-type") == "application/json"
+    assert response.header("content-length") is None  # each adapter frames the body itself
 
 
 def test_bodies_carry_error_and_description() -> None:
@@ -74,18 +73,24 @@ def test_missing_token_body_has_no_error_code() -> None:
 def test_unavailable_has_retry_after_and_no_challenge() -> None:
     """503 tells the client when to retry and does not invite it to drop its token."""
     response = render_error(ServiceUnavailable("later", retry_after=7))
-    headers = dict(response.headers)
     assert response.status == 503
-    assert headers["retry-after"] == "7"
-    assert "www-authenticate" not in headers
+    assert response.header("retry-after") == "7"
+    assert response.header("www-authenticate") is None
     assert json.loads(response.body)["error"] == "temporarily_unavailable"
-    assert response.status_line == "503 Service Unavailable"
+
+
+def test_headers_are_wire_bytes() -> None:
+    """The neutral response carries lower-case latin-1 bytes, as every adapter sends them."""
+    response = render_error(InvalidToken("gone"))
+    assert all(isinstance(k, bytes) and isinstance(v, bytes) for k, v in response.headers)
+    assert all(k == k.lower() for k, _ in response.headers)
 
 
 def test_header_values_are_escaped() -> None:
     """Quotes, backslashes and control characters cannot break out of the challenge."""
     response = render_error(InvalidToken('bad "x"\\\r\nSet-Cookie: a=b'), 'my "realm"')
-    challenge = dict(response.headers)["www-authenticate"]
+    challenge = response.header("www-authenticate")
+    assert challenge is not None
     assert "\r" not in challenge
     assert "\n" not in challenge
     assert challenge.startswith('Bearer realm="my \\"realm\\""')

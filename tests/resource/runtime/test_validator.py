@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+from typing import Any
 
 import anyio
 import pytest
@@ -15,14 +15,16 @@ from tokengate.resource.protocol.errors import (
     InvalidToken,
     ServiceUnavailable,
 )
-from tokengate.resource.runtime.cache import CachedClaims, MemoryTokenCache
-from tokengate.resource.runtime.validator import SyncValidator, Validator
+from tokengate.resource.runtime.cache import CachedClaims, SharedTokenCache
+from tokengate.resource.runtime.settings import ValidatorSettings
+from tokengate.resource.runtime.transport import PooledTransport
+from tokengate.resource.runtime.validator import Validator
 from tokengate.resource.testing import (
+    FakeAuthorizationServer,
     FakeClock,
+    HandlerTransport,
     StaticIntrospector,
-    SyncStaticIntrospector,
     claims,
-    static_sync_validator,
     static_validator,
 )
 
@@ -77,11 +79,19 @@ class DictSharedCache:
 
 
 def _validator(
-    clock: FakeClock, tokens: dict[str, TokenClaims], **options: object
+    clock: FakeClock,
+    tokens: dict[str, TokenClaims],
+    *,
+    shared_cache: SharedTokenCache | None = None,
+    **settings: Any,
 ) -> tuple[Validator, FlakyIntrospector]:
+    """A validator over a `FlakyIntrospector` (no network, no revocation events)."""
     introspector = FlakyIntrospector(tokens)
-    cache = MemoryTokenCache(clock=clock, max_ttl=60)
-    validator = Validator(introspector, cache=cache, clock=clock, **options)  # type: ignore[arg-type]
+    config = ValidatorSettings("rs", "rs-secret", max_ttl=60, revocation_events=False, **settings)
+    offline = FakeAuthorizationServer().transport()
+    validator = Validator(
+        config, introspector=introspector, shared_cache=shared_cache, transport=offline, clock=clock
+    )
     return validator, introspector
 
 
@@ -128,7 +138,7 @@ async def test_scope_and_activity_checks(clock: FakeClock) -> None:
 @pytest.mark.anyio
 async def test_upstream_failure_is_503_never_401(clock: FakeClock) -> None:
     """Nothing cached and the AS down → ServiceUnavailable with Retry-After."""
-    validator, introspector = _validator(clock, {"t": claims()}, retry_after=9)
+    validator, introspector = _validator(clock, {"t": claims()}, cooldown=9)
     introspector.down = True
     with pytest.raises(ServiceUnavailable) as caught:
         await validator.validate("t")
@@ -266,49 +276,132 @@ async def test_static_validator_helper() -> None:
     await validator.aclose()
 
 
-def test_sync_validator_mirrors_async_behaviour(clock: FakeClock) -> None:
-    """Cache hits, expiry without a call, eviction and 503 work the same in the sync twin."""
-    validator = static_sync_validator(
-        {"t": claims(exp=int(clock.now) + 5, client_id="c")}, clock=clock
-    )
-    introspector = validator.introspector
-    assert isinstance(introspector, SyncStaticIntrospector)
-    validator.validate("t")
-    validator.validate("t")
-    assert introspector.calls == 1
-    assert validator.evict_token_hash(hash_value("t")) is True
-    validator.validate("t")
-    assert validator.evict_client("c") == 1
-    validator.validate("t")
+def test_validate_cached_answers_from_the_local_cache_alone(clock: FakeClock) -> None:
+    """The thread-safe path: None on a miss, the decision on a hit, re-made on every call."""
+    validator, introspector = _validator(clock, {"t": claims(scope="read", exp=int(clock.now) + 5)})
+    assert validator.validate_cached("t") is None
+    anyio.run(validator.validate, "t")
+    cached = validator.validate_cached("t", ["read"])
+    assert cached is not None
+    assert cached.scopes == {"read"}
+    with pytest.raises(InsufficientScope):
+        validator.validate_cached("t", ["write"])
     clock.advance(5)
-    with pytest.raises(InvalidToken):
-        validator.validate("t")
-    assert introspector.calls == 3
-    validator.set_ttl_cap(0)
-    validator.close()
-
-
-def test_sync_validator_unavailable_and_threads(clock: FakeClock) -> None:
-    """Threads share one introspection; failures become 503."""
-    gate = threading.Event()
-
-    class Slow(SyncStaticIntrospector):
-        def introspect(self, token: str) -> TokenClaims:
-            gate.wait(5)
-            if token == "down":
-                raise IntrospectionUnavailable("down")
-            return super().introspect(token)
-
-    introspector = Slow({"t": claims()})
-    validator = SyncValidator(introspector, cache=MemoryTokenCache(clock=clock), clock=clock)
-    threads = [threading.Thread(target=validator.validate, args=("t",)) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    while validator.stats.singleflight_joins.value < 19:
-        threading.Event().wait(0.001)
-    gate.set()
-    for thread in threads:
-        thread.join(5)
+    with pytest.raises(InvalidToken, match="expired"):
+        validator.validate_cached("t")
     assert introspector.calls == 1
-    with pytest.raises(ServiceUnavailable):
-        validator.validate("down")
+
+
+def test_one_stats_reaches_every_component() -> None:
+    """The validator makes one `Stats` and hands it to the cache, client and subscriber."""
+    fake = FakeAuthorizationServer()
+    settings = ValidatorSettings(
+        fake.client_id, fake.client_secret, introspection_url=fake.introspection_url
+    )
+    validator = Validator(settings, transport=fake.transport())
+    assert validator.subscriber is not None
+    assert validator.stats is validator.cache.stats
+    assert validator.stats is validator.introspector.stats  # type: ignore[attr-defined]
+    assert validator.stats is validator.subscriber.stats
+    assert validator.subscriber.transport is validator.transport
+    assert validator.introspector.transport is validator.transport  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("settings", "events_url"),
+    [
+        pytest.param(
+            {"introspection_url": "https://as.example/oauth2/introspect"},
+            "https://as.example/oauth2/events",
+            id="beside-the-introspection-endpoint",
+        ),
+        pytest.param({"issuer": "https://as.example"}, None, id="issuer-discovers-it"),
+        pytest.param(
+            {"issuer": "https://as.example", "events_url": "https://ev.example/e"},
+            "https://ev.example/e",
+            id="configured",
+        ),
+    ],
+)
+def test_where_revocation_events_come_from(
+    settings: dict[str, str], events_url: str | None
+) -> None:
+    """Events follow the introspection URL, the issuer's metadata, or `events_url`."""
+    validator = Validator(
+        ValidatorSettings("rs", "s", **settings), transport=FakeAuthorizationServer().transport()
+    )
+    assert validator.subscriber is not None
+    assert validator.subscriber.endpoint == events_url
+
+
+def test_events_off_and_custom_introspector_without_url_have_no_subscriber() -> None:
+    """`revocation_events=False`, or nowhere to follow events from: no subscriber."""
+    off = static_validator({})
+    assert off.subscriber is None
+    assert off.status()["revocation_events"] == {"state": "off"}
+    nowhere = Validator(
+        ValidatorSettings("rs", "s"),
+        introspector=StaticIntrospector(),
+        transport=FakeAuthorizationServer().transport(),
+    )
+    assert nowhere.subscriber is None
+
+
+def test_exactly_one_of_issuer_or_introspection_url() -> None:
+    """Without a custom introspector the validator needs to know where to introspect."""
+    with pytest.raises(ValueError, match="exactly one"):
+        Validator(ValidatorSettings("rs", "s"), transport=FakeAuthorizationServer().transport())
+    with pytest.raises(ValueError, match="not both"):
+        ValidatorSettings("rs", "s", issuer="https://a.example", introspection_url="https://a/i")
+
+
+@pytest.mark.anyio
+async def test_start_discovers_best_effort_and_aclose_keeps_a_given_transport(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An AS down at start is logged, not fatal; a transport passed in is not closed."""
+    fake = FakeAuthorizationServer()
+    fake.failure = "down"
+    transport = fake.transport()
+    settings = ValidatorSettings(
+        fake.client_id, fake.client_secret, issuer=fake.issuer, revocation_events=False
+    )
+    async with Validator(settings, transport=transport) as validator:
+        assert "discovery failed" in caplog.text
+        fake.failure = None
+        token = fake.issue()
+        assert (await validator.validate(token)).active
+        await validator.start()  # idempotent
+        assert fake.metadata_calls == 1
+    assert transport.closed is False
+
+
+@pytest.mark.anyio
+async def test_aclose_closes_the_transport_it_made() -> None:
+    """With no transport given the validator makes a pooled one, and closes it."""
+    validator = static_validator({})
+    own = Validator(ValidatorSettings("rs", "s", issuer="https://as.example"))
+    assert isinstance(own.transport, PooledTransport)
+    await own.aclose()
+    await validator.aclose()
+    assert isinstance(validator.transport, HandlerTransport)
+    assert validator.transport.closed is False
+
+
+@pytest.mark.anyio
+async def test_loop_thread_refuses_a_validator_already_on_a_loop() -> None:
+    """A validator serves one event loop: the WSGI loop thread is refused once ASGI drives it."""
+    validator = static_validator({"t": claims()})
+    await validator.validate("t")
+    with pytest.raises(RuntimeError, match="already runs"):
+        validator.loop_thread()
+
+
+def test_status_is_json_ready_without_secrets(clock: FakeClock) -> None:
+    """`status()` shows events, cache and counters, never the client secret."""
+    validator, _ = _validator(clock, {"t": claims()})
+    anyio.run(validator.validate, "t")
+    status = validator.status()
+    assert status["cache"] == {"entries": 1, "ttl_cap": None}
+    assert status["stats"]["cache_misses"] == 1  # type: ignore[index]
+    assert "rs-secret" not in repr(status)

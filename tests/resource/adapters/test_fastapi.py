@@ -93,3 +93,19 @@ async def test_explicit_validator_argument() -> None:
     dependency = require_scopes(validator=static_validator({"t": claims(sub="s")}))
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"x-access-token", b"t")]}
     assert (await dependency(Request(scope))).sub == "s"
+
+
+@pytest.mark.anyio
+async def test_a_validator_lookalike_in_app_state_is_refused() -> None:
+    """`app.state` holding anything but a `Validator` is a configuration error, not a pass."""
+
+    class Lookalike:
+        async def validate(self, token: str, scopes: object = ()) -> TokenClaims:
+            return claims(scope="read")
+
+    app = Starlette()
+    setattr(app.state, VALIDATOR_STATE_KEY, Lookalike())
+    headers = [(b"x-access-token", b"t")]
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers, "app": app}
+    with pytest.raises(TypeError, match="Validator"):
+        await require_scopes("read")(Request(scope))

@@ -7,17 +7,15 @@ import json
 
 import pytest
 
+from tokengate.core.wire import InvalidEvent, Notice, encode_notice, parse_notice
 from tokengate.resource.protocol.revocations import (
     Backoff,
     EventsUnavailable,
-    InvalidEvent,
-    Notice,
     check_stream_response,
     events_request,
     events_url_from_introspection,
     eviction,
     parse_events_metadata,
-    parse_notice,
 )
 from tokengate.resource.protocol.rfc7662 import ClientCredentials, HttpResponse
 
@@ -116,7 +114,9 @@ def test_parse_notice_of_the_server_wire_format() -> None:
             "occurred_at": 1700000000,
         }
     )
-    assert parse_notice(data) == Notice(42, "token_revoked", "tgc_1", HASH, 1700000000.0)
+    notice = Notice(42, "token_revoked", "tgc_1", HASH, 1700000000.0)
+    assert parse_notice(data) == notice
+    assert parse_notice(encode_notice(notice)) == notice
 
 
 @pytest.mark.parametrize(
@@ -168,10 +168,10 @@ def test_backoff_full_jitter_bounds(attempt: int, draw: float) -> None:
     """Delay = draw * min(cap, base * 2**n): never negative, never above the exponential or cap."""
     backoff = Backoff(base=0.25, cap=10.0)
     ceiling = min(10.0, 0.25 * 2**attempt)
-    assert backoff.delay(attempt, lambda: draw) == pytest.approx(draw * ceiling)
-    assert 0.0 <= backoff.delay(attempt, lambda: draw) <= ceiling
+    assert backoff.delay(attempt, draw) == pytest.approx(draw * ceiling)
+    assert 0.0 <= backoff.delay(attempt, draw) <= ceiling
 
 
 def test_backoff_survives_huge_attempt_counts() -> None:
     """Days of failed attempts do not overflow the exponent."""
-    assert Backoff().delay(10_000, lambda: 1.0) == 10.0
+    assert Backoff().delay(10_000, 1.0) == 10.0

@@ -1,0 +1,18 @@
+"""The dependency-free counters every runtime component shares (`runtime.stats`)."""
+
+from __future__ import annotations
+
+from tokengate.resource.runtime.stats import Stats
+
+
+def test_stats_snapshot_is_flat_and_exportable() -> None:
+    """A snapshot maps metric names to numbers, histogram included."""
+    stats = Stats()
+    stats.cache_hits.inc()
+    stats.introspection_latency_seconds.observe(0.02)
+    snapshot = stats.snapshot()
+    assert snapshot["cache_hits"] == 1
+    assert snapshot["introspection_latency_seconds_count"] == 1
+    assert snapshot["introspection_latency_seconds_bucket_le_0.025"] == 1
+    assert snapshot["introspection_latency_seconds_bucket_le_0.01"] == 0
+    assert all(isinstance(value, int | float) for value in snapshot.values())
