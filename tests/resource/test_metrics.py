@@ -12,7 +12,6 @@ from tests.support.asgi import lifespan
 from tokengate.resource import ValidatorSettings, create_validator
 from tokengate.resource.example import create_example_app
 from tokengate.resource.metrics import MetricsApp, StatsCollector, metrics_registry
-from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
 from tokengate.resource.runtime.stats import Gauge, Histogram, Stats
 from tokengate.resource.testing import FakeAuthorizationServer, claims, static_validator
 
