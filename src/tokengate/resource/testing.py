@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 import anyio
 
 from tokengate.asgi.types import Receive, Scope, Send
+from tokengate.core.wire import INTROSPECT_PATH
 from tokengate.resource.protocol.claims import INACTIVE, TokenClaims, parse_claims
 from tokengate.resource.protocol.rfc7662 import HttpRequest, HttpResponse
 from tokengate.resource.runtime.http import AttemptTimeouts, ConnectFailed, TimedOut
@@ -159,7 +160,7 @@ class Answer:
 class FakeAuthorizationServer:
     """In-memory RFC 7662 introspection endpoint and RFC 8414 metadata for tests."""
 
-    introspection_path = "/oauth2/introspect"
+    introspection_path = INTROSPECT_PATH
 
     def __init__(
         self,

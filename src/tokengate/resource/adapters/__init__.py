@@ -12,8 +12,11 @@ from tokengate.resource.runtime.validator import Validator
 
 
 def require_validator(validator: object, adapter: str) -> Validator:
-    """`validator` if it is the runtime's `Validator`, else `TypeError` (fail closed at build)."""
-    if not isinstance(validator, Validator):
+    """`validator` if it is the runtime's `Validator`, else `TypeError` (fail closed at build).
+
+    The real type is checked, not `isinstance`: a mock made with `spec=Validator` claims that
+    class through `__class__` and would pass."""
+    if not issubclass(type(validator), Validator):
         raise TypeError(
             f"{adapter} needs the Validator that create_validator(...) returns,"
             f" not {type(validator).__name__}"

@@ -1,7 +1,7 @@
 """Sans-I/O wire format of token introspection (RFC 7662 §2) and metadata discovery (RFC 8414).
 
 Builds requests as plain data and turns plain responses into `TokenClaims` or an
-`IntrospectionError`; the async and sync clients in `introspection.py` only move bytes.
+`IntrospectionError`; the runtime's client (`runtime.client`) only moves bytes.
 Request objects hide their headers and body from `repr`: they carry a token and a secret.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import ipaddress
 from dataclasses import dataclass, field
-
-import orjson
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
+import orjson
+
+from tokengate.core.wire import METADATA_PATH
 from tokengate.resource.protocol.claims import TokenClaims, parse_claims
 from tokengate.resource.protocol.errors import (
     DiscoveryError,
@@ -21,7 +22,6 @@ from tokengate.resource.protocol.errors import (
     InvalidIntrospectionResponse,
 )
 
-METADATA_PATH = "/.well-known/oauth-authorization-server"
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
