@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -23,8 +24,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote_plus, urlsplit
-
-import anyio
 
 from tokengate.asgi.types import Receive, Scope, Send
 from tokengate.core.wire import INTROSPECT_PATH
@@ -209,7 +208,7 @@ class FakeAuthorizationServer:
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request after `delay` seconds (`HandlerTransport` handler)."""
         if self.delay:
-            await anyio.sleep(self.delay)
+            await asyncio.sleep(self.delay)
         if self.failure == "down":
             raise ConnectFailed("unreachable (connection refused)")
         if self.failure == "timeout":
@@ -232,7 +231,7 @@ class FakeAuthorizationServer:
             if not message.get("more_body"):
                 break
         if self.delay:
-            await anyio.sleep(self.delay)
+            await asyncio.sleep(self.delay)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         answer = self.answer(scope["method"], scope["path"], headers, body)
         raw_headers = [(k.encode(), v.encode()) for k, v in answer.headers]

@@ -16,7 +16,7 @@ def require_validator(validator: object, adapter: str) -> Validator:
 
     The real type is checked, not `isinstance`: a mock made with `spec=Validator` claims that
     class through `__class__` and would pass."""
-    if not issubclass(type(validator), Validator):
+    if not issubclass(type(validator), Validator) or not isinstance(validator, Validator):
         raise TypeError(
             f"{adapter} needs the Validator that create_validator(...) returns,"
             f" not {type(validator).__name__}"

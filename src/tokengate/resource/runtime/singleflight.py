@@ -11,10 +11,9 @@ threads asking for one fresh token join one call.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar, cast
-
-import anyio
 
 from tokengate.resource.runtime.stats import Counter
 
@@ -47,7 +46,7 @@ class SingleFlight(Generic[V]):
 
     def __init__(self, joins: Counter | None = None) -> None:
         self._joins = joins
-        self._calls: dict[str, tuple[anyio.Event, _Outcome[V]]] = {}
+        self._calls: dict[str, tuple[asyncio.Event, _Outcome[V]]] = {}
 
     def in_flight(self) -> int:
         """How many keys have a call running."""
@@ -67,7 +66,7 @@ class SingleFlight(Generic[V]):
                 return outcome.unwrap()
 
     async def _lead(self, key: str, fn: Callable[[], Awaitable[V]]) -> V:
-        done, outcome = anyio.Event(), _Outcome[V]()
+        done, outcome = asyncio.Event(), _Outcome[V]()
         self._calls[key] = (done, outcome)
         try:
             value = await fn()

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
+import yarl
 
 from tokengate.resource.protocol.rfc7662 import HttpRequest, HttpResponse
 from tokengate.resource.runtime.http import (
@@ -38,7 +39,9 @@ class PooledTransport:
         self.max_connections = max_connections
         self.keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
+        # Made once, not per request: parsing a URL and building a timeout are per-call costs.
         self._timeouts: dict[AttemptTimeouts, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, yarl.URL] = {}
 
     async def request(self, request: HttpRequest, timeouts: AttemptTimeouts) -> HttpResponse:
         """Send `request`; the whole answer, or a `TransportError`."""
@@ -80,9 +83,14 @@ class PooledTransport:
                 self._timeouts.clear()
             timeout = aiohttp.ClientTimeout(connect=timeouts.connect, sock_read=timeouts.read)
             self._timeouts[timeouts] = timeout
+        url = self._urls.get(request.url)
+        if url is None:
+            if len(self._urls) > 64:
+                self._urls.clear()
+            url = self._urls[request.url] = yarl.URL(request.url)
         return self._pool().request(
             request.method,
-            request.url,
+            url,
             headers=dict(request.headers),
             data=request.body or None,
             timeout=timeout,
@@ -99,6 +107,8 @@ class PooledTransport:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
                 raise_for_status=False,
+                # Small JSON answers: not worth inviting compression, nor naming ourselves.
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
         return self._session
 

@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Protocol
 
-import anyio
-
 from tokengate.core.credentials import hash_value
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.decision import authorize
@@ -236,7 +234,7 @@ class Validator:
         if self.shared_cache is None:
             return None
         try:
-            with anyio.fail_after(self.settings.shared_cache_timeout):
+            async with asyncio.timeout(self.settings.shared_cache_timeout):
                 found = await self.shared_cache.get(token_hash)
         except Exception as exc:  # a broken shared cache degrades to introspection
             self._shared_failed("read", exc)
@@ -251,7 +249,7 @@ class Validator:
         if self.shared_cache is None:
             return
         try:
-            with anyio.fail_after(self.settings.shared_cache_timeout):
+            async with asyncio.timeout(self.settings.shared_cache_timeout):
                 await self.shared_cache.put(token_hash, claims)
         except Exception as exc:  # the answer is still good; only sharing it failed
             self._shared_failed("write", exc)
