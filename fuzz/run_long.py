@@ -3,7 +3,7 @@
 Runs, one pytest process each, with TOKENGATE_FUZZ_EXAMPLES=N (default 100000):
 
 * the authorization server, in process (tests/server/test_fuzz.py): N per path, 11 paths;
-* the resource-server middleware (tests/resource/test_fuzz_middleware.py): N requests, and
+* the resource-server middleware (tests/resource/adapters/test_fuzz_middleware.py): N requests, and
   N/4 WebSocket handshakes;
 * the gateway (tests/gateway/test_fuzz_gateway.py): N per mode (bypass, introspect).
 
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = {
     "server": "tests/server/test_fuzz.py",
-    "resource": "tests/resource/test_fuzz_middleware.py",
+    "resource": "tests/resource/adapters/test_fuzz_middleware.py",
     "gateway": "tests/gateway/test_fuzz_gateway.py",
 }
 _TEST_LINE = re.compile(r"^(tests/\S+):$", re.M)

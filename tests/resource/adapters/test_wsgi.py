@@ -133,6 +133,17 @@ def test_valid_token_reaches_app(client: httpx.Client, fake: FakeAuthorizationSe
     assert fake.introspection_calls == 1
 
 
+def test_a_miss_is_counted_once(build: Build, fake: FakeAuthorizationServer) -> None:
+    """The request thread's first look and the runtime's lookup count one miss, then a hit."""
+    validator = _validator(fake)
+    app = build(validator)
+    token = fake.issue()
+    with _http(app) as http:
+        http.get("/api/x", headers={"X-Access-Token": token})
+        http.get("/api/x", headers={"X-Access-Token": token})
+    assert (validator.stats.cache_misses.value, validator.stats.cache_hits.value) == (1, 1)
+
+
 def test_scope_and_conflicts(client: httpx.Client, fake: FakeAuthorizationServer) -> None:
     """Missing scope → 403; disagreeing headers → 400; inactive → 401."""
     token = fake.issue(scope="read")

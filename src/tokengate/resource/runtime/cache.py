@@ -66,8 +66,9 @@ class MemoryTokenCache:
         """The current TTL cap in seconds, or None."""
         return self._cap
 
-    def get(self, token_hash: str) -> TokenClaims | None:
-        """Cached claims for a token hash (possibly known-expired), or None on a miss."""
+    def get(self, token_hash: str, *, count_miss: bool = True) -> TokenClaims | None:
+        """Cached claims for a token hash (possibly known-expired), or None on a miss (not
+        counted when `count_miss` is False: a first look the caller will repeat)."""
         with self._lock:
             entry = self._entries.get(token_hash)
             if entry is not None and not self._usable(entry, self._clock()):
@@ -75,7 +76,8 @@ class MemoryTokenCache:
                 self.stats.cache_expirations.inc()
                 entry = None
             if entry is None:
-                self.stats.cache_misses.inc()
+                if count_miss:
+                    self.stats.cache_misses.inc()
                 return None
             self._entries.move_to_end(token_hash)
             self.stats.cache_hits.inc()

@@ -158,8 +158,9 @@ class Validator:
     def validate_cached(
         self, token: str, required_scopes: Iterable[str] = ()
     ) -> TokenClaims | None:
-        """`validate` from the local cache alone (any thread, no I/O); None on a miss."""
-        cached = self.cache.get(hash_value(token))
+        """`validate` from the local cache alone (any thread, no I/O); None on a miss, which
+        the caller follows with `validate` (so the miss is counted there, once)."""
+        cached = self.cache.get(hash_value(token), count_miss=False)
         return None if cached is None else self.decide(cached, required_scopes)
 
     def decide(self, claims: TokenClaims, required_scopes: Iterable[str] = ()) -> TokenClaims:
