@@ -15,7 +15,7 @@ from importlib import resources
 
 from tokengate.asgi.body import ClientDisconnected
 from tokengate.asgi.lifespan import serve_lifespan
-from tokengate.asgi.send import send_response
+from tokengate.asgi.send import response_messages, send_response
 from tokengate.asgi.types import Receive, Scope, Send
 from tokengate.core.errors import (
     InvalidClient,
@@ -130,15 +130,15 @@ class AuthorizationServer:
         # X-Request-Id: the caller's is echoed (a malformed one replaced); one is minted for a
         # request without one only when the access log is on, so that it names a log line.
         incoming = headers.get("x-request-id")
-        response_headers = [*response.headers, (b"content-length", b"%d" % len(response.body))]
         request_id = None
+        extra: tuple[tuple[bytes, bytes], ...] = ()
         if incoming is not None or self.settings.access_log:
             request_id = self.request_ids.take(incoming)
-            response_headers.append((b"x-request-id", request_id.encode("latin-1")))
+            extra = ((b"x-request-id", request_id.encode("latin-1")),)
+        start, body = response_messages(response, head_only=method == "HEAD", extra_headers=extra)
+        await send(start)
+        await send(body)
         status = response.status
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        body = b"" if method == "HEAD" else response.body
-        await send({"type": "http.response.body", "body": body})
         elapsed = time.perf_counter() - started
         self.metrics.observe(path, status, elapsed)
         if self.settings.access_log:
