@@ -92,13 +92,13 @@ def test_secret_from_a_file(tmp_path: Path) -> None:
                 "s",
             ],
             id="both-endpoints",
-        ),  # fmt: skip
+        ),
         pytest.param(["--issuer", "https://as.example", "--client-secret", "s"], id="no-id"),
         pytest.param(["--issuer", "https://as.example", "--client-id", "rs"], id="no-secret"),
         pytest.param(
             ["--issuer", "http://as.example", "--client-id", "rs", "--client-secret", "s"],
             id="plain-http-remote",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_misconfiguration_refuses_to_start(args: list[str]) -> None:
