@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.gateway.claims import (
+from tokengate.edge.claims import (
     DEFAULT_CLAIM_HEADERS,
     ClaimHeader,
     claim_header_keys,

@@ -36,9 +36,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tests.support.fuzzing import FUZZ, readings, request_readings, segments, under
+from tokengate.edge.target import ambiguous_target
 from tokengate.gateway import Gateway, GatewaySettings, build_policy, create_gateway
 from tokengate.gateway import parse_scope_rule as scope_rule
-from tokengate.gateway.target import ambiguous_target
 from tokengate.resource.testing import claims, static_validator
 
 UPSTREAM = "http://upstream.test:8000"

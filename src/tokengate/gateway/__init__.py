@@ -10,8 +10,8 @@ any language are protected::
     app = create_gateway(settings, validator=create_validator(ValidatorSettings(...)))
 """
 
+from tokengate.edge.claims import DEFAULT_CLAIM_HEADERS, SUPPORTED_CLAIMS, ClaimHeader
 from tokengate.gateway.app import Gateway, create_gateway
-from tokengate.gateway.claims import DEFAULT_CLAIM_HEADERS, SUPPORTED_CLAIMS, ClaimHeader
 from tokengate.gateway.proxy import Proxy
 from tokengate.gateway.settings import (
     DEFAULT_METRICS_PATH,

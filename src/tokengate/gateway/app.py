@@ -20,10 +20,10 @@ from tokengate.asgi.lifespan import serve_lifespan
 from tokengate.asgi.send import send_response
 from tokengate.asgi.types import ASGIApp, Receive, Scope, Send
 from tokengate.core.responses import Response
+from tokengate.edge.target import ambiguous_target
 from tokengate.gateway.metrics import GatewayMetrics, MeasuredApp
 from tokengate.gateway.proxy import Proxy
 from tokengate.gateway.settings import HEALTH_PATH, RESERVED_PREFIX, GatewaySettings
-from tokengate.gateway.target import ambiguous_target
 from tokengate.gateway.upstream import upstream_client
 from tokengate.resource.adapters import require_validator
 from tokengate.resource.adapters.asgi import TokenGateMiddleware

@@ -21,7 +21,7 @@ import httpx
 
 from tokengate.asgi.body import ClientDisconnected, body_chunks
 from tokengate.asgi.types import Receive, Scope, Send
-from tokengate.gateway.claims import ClaimHeader, claim_header_keys, render_claim_headers
+from tokengate.edge.claims import ClaimHeader, claim_header_keys, render_claim_headers
 from tokengate.gateway.headers import downstream_response_headers, upstream_request_headers
 from tokengate.gateway.upstream import GatewayError, classify
 from tokengate.resource.protocol.claims import TokenClaims

@@ -8,7 +8,7 @@ from typing import Literal
 
 import httpx
 
-from tokengate.gateway.claims import DEFAULT_CLAIM_HEADERS, ClaimHeader
+from tokengate.edge.claims import DEFAULT_CLAIM_HEADERS, ClaimHeader
 from tokengate.resource.protocol.policy import Policy, Rule
 from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER
 from tokengate.resource.protocol.responses import DEFAULT_REALM
