@@ -28,6 +28,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "server",
         "Reverse-proxy, passing tokens through (bypass) or validating them.",
     ),
+    "authz": (
+        "tokengate.cli.authz",
+        "authz",
+        "server",
+        "The forward-auth decision service for nginx, Traefik, Caddy and Envoy.",
+    ),
     "demo": ("tokengate.cli.demo", "demo", "server", "Run the whole flow on loopback."),
 }
 

@@ -1,0 +1,114 @@
+"""The decision service as one ASGI app: `create_authz(settings, validator)`.
+
+Routes: `/decide` (any method; nginx, Traefik, Caddy), `/envoy/<original path>` (Envoy HTTP
+`ext_authz`), `/healthz`, `/metrics`; anything else 404. It reads headers only, never a body.
+Nothing it answers is a 500: an unexpected failure is logged and denied with 503, so a proxy
+that fails closed stays closed. The validator starts and stops with the ASGI lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import Counter, Histogram
+
+from tokengate.asgi.lifespan import serve_lifespan
+from tokengate.asgi.send import send_response
+from tokengate.asgi.types import Receive, Scope, Send
+from tokengate.authz.decide import Decider
+from tokengate.authz.settings import (
+    DECIDE_PATH,
+    ENVOY_PREFIX,
+    HEALTH_PATH,
+    METRICS_PATH,
+    AuthzSettings,
+)
+from tokengate.core.responses import Response, json_response
+from tokengate.edge.original import (
+    AmbiguousOriginal,
+    OriginalRequest,
+    from_envoy,
+    from_forward_auth,
+)
+from tokengate.resource.adapters import require_validator
+from tokengate.resource.metrics import MetricsApp, metrics_registry
+from tokengate.resource.protocol.errors import InvalidRequest, ServiceUnavailable
+from tokengate.resource.runtime.validator import Validator
+
+logger = logging.getLogger("tokengate.authz")
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_OK = json_response(200, {"status": "ok"})
+_NOT_FOUND = json_response(404, {"error": "not_found"})
+
+
+class Authz:
+    """ASGI entry point of `tokengate authz`; owns its validator's lifecycle."""
+
+    def __init__(self, settings: AuthzSettings, validator: Validator) -> None:
+        self.settings = settings
+        self.validator = require_validator(validator, "the decision service")
+        self.decider = Decider(settings, self.validator)
+        self.registry = metrics_registry(self.validator)
+        self.metrics_app = MetricsApp(self.registry)
+        self.decisions = Counter(
+            "tokengate_authz_decisions",
+            "Decisions by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tokengate_authz_decision_seconds",
+            "Time to decide.",
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await serve_lifespan(receive, send, self.validator.start, self.validator.aclose, logger)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path in (DECIDE_PATH, ENVOY_PREFIX) or path.startswith(ENVOY_PREFIX + "/"):
+            response = await self._decide(scope)
+        elif path == HEALTH_PATH:
+            response = _OK
+        elif path == METRICS_PATH:
+            await self.metrics_app(scope, receive, send)
+            return
+        else:
+            response = _NOT_FOUND
+        await send_response(send, response, head_only=scope["method"] == "HEAD")
+
+    async def _decide(self, scope: Scope) -> Response:
+        started = time.perf_counter()
+        try:
+            response, result = await self._answer(scope)
+        except Exception:  # fail closed: a proxy must never let a request through on our bug
+            logger.exception("decision failed")
+            denied = ServiceUnavailable("the request cannot be checked right now", retry_after=1)
+            response, result = self.decider.refuse(denied)
+        self.decisions.labels(result).inc()
+        self.latency.observe(time.perf_counter() - started)
+        return response
+
+    async def _answer(self, scope: Scope) -> tuple[Response, str]:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        try:
+            original = self._original(scope, headers)
+        except AmbiguousOriginal as exc:
+            return self.decider.refuse(InvalidRequest(str(exc)))
+        return await self.decider.decide(original, headers)
+
+    def _original(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
+        if scope["path"] == DECIDE_PATH:
+            return from_forward_auth(headers)
+        raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        return from_envoy(scope["method"], raw, scope.get("query_string", b""), ENVOY_PREFIX)
+
+
+def create_authz(settings: AuthzSettings, validator: Validator) -> Authz:
+    """The decision service's ASGI app."""
+    return Authz(settings, validator)

@@ -1,0 +1,74 @@
+"""One decision: the original request and its headers in, the proxy's answer out.
+
+The pipeline: the policy on the original method and target → the token (RFC 6750 §2.1, the
+custom header or `Authorization: Bearer`) → the validator (RFC 7662, cached) → 200 with the
+claims as identity headers, or the RFC 6750 §3 refusal the proxy relays to the client. Every
+answer carries a `result` label for the metrics.
+"""
+
+from __future__ import annotations
+
+from tokengate.authz.settings import AuthzSettings
+from tokengate.core.responses import Response
+from tokengate.edge.claims import render_claim_headers
+from tokengate.edge.original import OriginalRequest
+from tokengate.resource.adapters import validated
+from tokengate.resource.protocol.errors import (
+    BearerError,
+    InsufficientScope,
+    InvalidRequest,
+    MissingToken,
+    ServiceUnavailable,
+)
+from tokengate.resource.protocol.resolver import resolve_token
+from tokengate.resource.protocol.responses import render_error
+from tokengate.resource.runtime.validator import Validator
+
+_NO_STORE = ((b"cache-control", b"no-store"),)
+UNPROTECTED = Response(200, b"", _NO_STORE)
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class Decider:
+    """Decides for one settings object and one validator."""
+
+    def __init__(self, settings: AuthzSettings, validator: Validator) -> None:
+        self.settings = settings
+        self.validator = validator
+        token_header = settings.token_header.lower().encode("latin-1")
+        self._token_headers = frozenset({b"authorization", token_header})
+
+    async def decide(self, original: OriginalRequest, headers: RawHeaders) -> tuple[Response, str]:
+        """The answer for `original`, and its result label."""
+        s = self.settings
+        requirement = s.policy.requirement(original.method, original.path, original.raw_path)
+        if requirement is None:
+            return UNPROTECTED, "unprotected"
+        try:
+            token = resolve_token(self._tokens(headers), token_header=s.token_header)
+            claims = validated(await self.validator.validate(token, requirement.scopes))
+        except BearerError as error:
+            return render_error(error, s.realm), result_of(error)
+        identity = render_claim_headers(claims, s.claim_headers)
+        return Response(200, b"", (*_NO_STORE, *identity)), "allowed"
+
+    def refuse(self, error: BearerError) -> tuple[Response, str]:
+        """A refusal decided before the pipeline (an ambiguous original request)."""
+        return render_error(error, self.settings.realm), result_of(error)
+
+    def _tokens(self, headers: RawHeaders) -> list[tuple[str, str]]:
+        wanted = self._token_headers
+        return [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in headers
+            if name in wanted or (not name.islower() and name.lower() in wanted)
+        ]
+
+
+def result_of(error: BearerError) -> str:
+    """The metrics label of a refusal."""
+    if isinstance(error, MissingToken):
+        return "missing_token"
+    if isinstance(error, InvalidRequest | InsufficientScope | ServiceUnavailable):
+        return error.error or "refused"
+    return "invalid_token"

@@ -1,0 +1,95 @@
+"""The request a proxy asks about (sans-I/O): nginx `auth_request`, Traefik ForwardAuth, Caddy
+`forward_auth` and Envoy's HTTP `ext_authz` each describe it differently.
+
+* nginx sends the original method and request target in headers its configuration sets:
+  `X-Original-Method` and `X-Original-URI` (`$request_uri`: the target as the client sent it).
+* Traefik and Caddy set `X-Forwarded-Method` and `X-Forwarded-Uri` themselves.
+* Envoy sends the original method as the method and the original path appended to the
+  service's `path_prefix` (`/envoy/...`).
+
+Exactly one description must be there: one header of each name, and where both families are
+present they must agree. Anything else is ambiguous and refused (400), as is a target that is
+not origin-form (RFC 9112 §3.2.1) or that parsers could read differently (`target`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from tokengate.edge.target import ambiguous_target
+
+_NGINX = (b"x-original-method", b"x-original-uri")
+_FORWARDED = (b"x-forwarded-method", b"x-forwarded-uri")
+_WANTED = frozenset(_NGINX + _FORWARDED)
+# RFC 9110 §5.6.2 tchar: what a method token may hold.
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+MAX_TARGET = 8192
+
+
+class AmbiguousOriginal(ValueError):
+    """The original request is missing, described twice differently, or has an unsafe target."""
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalRequest:
+    """The method and target of the request the proxy is holding."""
+
+    method: str
+    path: str  # percent-decoded once, as an ASGI server's `path`
+    raw_path: bytes  # as the client sent it, still percent-encoded
+
+
+def from_forward_auth(headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
+    """The original request named by nginx's or Traefik's/Caddy's headers."""
+    found: dict[bytes, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        if key in _WANTED:
+            if key in found:
+                raise AmbiguousOriginal(f"repeated {key.decode()} header")
+            found[key] = value.decode("latin-1").strip()
+    described = []
+    for method, uri in (_NGINX, _FORWARDED):
+        if method in found or uri in found:
+            _check_both(found, method, uri)
+            described.append((found[method], found[uri]))
+    if not described:
+        raise AmbiguousOriginal("no original request: set X-Original-Method and X-Original-URI")
+    if len(set(described)) > 1:
+        raise AmbiguousOriginal("X-Original-* and X-Forwarded-* describe different requests")
+    return original(*described[0])
+
+
+def from_envoy(method: str, raw_path: bytes, query: bytes, prefix: str) -> OriginalRequest:
+    """The original request of an Envoy `ext_authz` check sent to `prefix` + original path."""
+    target = raw_path.decode("latin-1").removeprefix(prefix) or "/"
+    return original(method, target + ("?" + query.decode("latin-1") if query else ""))
+
+
+def original(method: str, target: str) -> OriginalRequest:
+    """Validate a method and an origin-form request target (`/path?query`)."""
+    if not method or not set(method) <= _TOKEN_CHARS:
+        raise AmbiguousOriginal("the original method is not an HTTP method token")
+    if len(target) > MAX_TARGET:
+        raise AmbiguousOriginal("the original request target is too long")
+    if target.startswith(("http://", "https://")):  # absolute-form, as some proxies forward it
+        target = urlsplit(target).path or "/"
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    try:
+        raw = path.encode("latin-1")
+    except UnicodeEncodeError:
+        raise AmbiguousOriginal("the original request target is not latin-1 text") from None
+    if not path.startswith("/") or ambiguous_target(raw):
+        raise AmbiguousOriginal(
+            "dot segments, encoded slashes and backslashes are not accepted in the path"
+        )
+    return OriginalRequest(method, unquote(path, errors="replace"), raw)
+
+
+def _check_both(found: dict[bytes, str], method: bytes, uri: bytes) -> None:
+    if method not in found or uri not in found:
+        missing = (method if method not in found else uri).decode()
+        raise AmbiguousOriginal(f"the original request is incomplete: no {missing} header")
