@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
-from prometheus_client import Counter, Histogram
-
 from tokengate.asgi.lifespan import serve_lifespan
 from tokengate.asgi.send import send_response
 from tokengate.asgi.types import Receive, Scope, Send
 from tokengate.authz.decide import Decider
+from tokengate.authz.metrics import DecisionMetrics
 from tokengate.authz.settings import (
     DECIDE_PATH,
     ENVOY_PREFIX,
@@ -28,8 +27,9 @@ from tokengate.core.responses import Response, json_response
 from tokengate.edge.original import (
     AmbiguousOriginal,
     OriginalRequest,
+    forward_auth_target,
     from_envoy,
-    from_forward_auth,
+    original,
 )
 from tokengate.resource.adapters import require_validator
 from tokengate.resource.metrics import MetricsApp, metrics_registry
@@ -37,7 +37,7 @@ from tokengate.resource.protocol.errors import InvalidRequest, ServiceUnavailabl
 from tokengate.resource.runtime.validator import Validator
 
 logger = logging.getLogger("tokengate.authz")
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MEMO_ENTRIES = 4096
 _OK = json_response(200, {"status": "ok"})
 _NOT_FOUND = json_response(404, {"error": "not_found"})
 
@@ -51,18 +51,8 @@ class Authz:
         self.decider = Decider(settings, self.validator)
         self.registry = metrics_registry(self.validator)
         self.metrics_app = MetricsApp(self.registry)
-        self.decisions = Counter(
-            "tokengate_authz_decisions",
-            "Decisions by result.",
-            ["result"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "tokengate_authz_decision_seconds",
-            "Time to decide.",
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
+        self.metrics = DecisionMetrics(self.registry)
+        self._originals: dict[tuple[str, str], OriginalRequest] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -90,8 +80,7 @@ class Authz:
             logger.exception("decision failed")
             denied = ServiceUnavailable("the request cannot be checked right now", retry_after=1)
             response, result = self.decider.refuse(denied)
-        self.decisions.labels(result).inc()
-        self.latency.observe(time.perf_counter() - started)
+        self.metrics.observe(result, time.perf_counter() - started)
         return response
 
     async def _answer(self, scope: Scope) -> tuple[Response, str]:
@@ -104,9 +93,23 @@ class Authz:
 
     def _original(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
         if scope["path"] == DECIDE_PATH:
-            return from_forward_auth(headers)
+            return self._parsed(*forward_auth_target(headers))
         raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         return from_envoy(scope["method"], raw, scope.get("query_string", b""), ENVOY_PREFIX)
+
+    def _parsed(self, method: str, target: str) -> OriginalRequest:
+        """`original(method, target)`, memoized: proxies ask about the same few targets.
+
+        Bounded (cleared when full), since targets are chosen by clients; a refusal is not kept.
+        """
+        key = (method, target)
+        found = self._originals.get(key)
+        if found is None:
+            found = original(method, target)
+            if len(self._originals) >= MEMO_ENTRIES:
+                self._originals.clear()
+            self._originals[key] = found
+        return found
 
 
 def create_authz(settings: AuthzSettings, validator: Validator) -> Authz:

@@ -13,6 +13,7 @@ from tokengate.core.responses import Response
 from tokengate.edge.claims import render_claim_headers
 from tokengate.edge.original import OriginalRequest
 from tokengate.resource.adapters import validated
+from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.errors import (
     BearerError,
     InsufficientScope,
@@ -26,6 +27,7 @@ from tokengate.resource.runtime.validator import Validator
 
 _NO_STORE = ((b"cache-control", b"no-store"),)
 UNPROTECTED = Response(200, b"", _NO_STORE)
+MEMO_ENTRIES = 4096
 RawHeaders = list[tuple[bytes, bytes]]
 
 
@@ -37,6 +39,7 @@ class Decider:
         self.validator = validator
         token_header = settings.token_header.lower().encode("latin-1")
         self._token_headers = frozenset({b"authorization", token_header})
+        self._answers: dict[int, tuple[TokenClaims, Response]] = {}
 
     async def decide(self, original: OriginalRequest, headers: RawHeaders) -> tuple[Response, str]:
         """The answer for `original`, and its result label."""
@@ -49,8 +52,20 @@ class Decider:
             claims = validated(await self.validator.validate(token, requirement.scopes))
         except BearerError as error:
             return render_error(error, s.realm), result_of(error)
-        identity = render_claim_headers(claims, s.claim_headers)
-        return Response(200, b"", (*_NO_STORE, *identity)), "allowed"
+        return self._allowed(claims), "allowed"
+
+    def _allowed(self, claims: TokenClaims) -> Response:
+        """The 200 for `claims`, made once per cached claims object (a hit returns the same
+        object, so identity is checked with `is`); bounded, cleared when full."""
+        entry = self._answers.get(id(claims))
+        if entry is not None and entry[0] is claims:
+            return entry[1]
+        identity = render_claim_headers(claims, self.settings.claim_headers)
+        answer = Response(200, b"", (*_NO_STORE, *identity))
+        if len(self._answers) >= MEMO_ENTRIES:
+            self._answers.clear()
+        self._answers[id(claims)] = (claims, answer)
+        return answer
 
     def refuse(self, error: BearerError) -> tuple[Response, str]:
         """A refusal decided before the pipeline (an ambiguous original request)."""

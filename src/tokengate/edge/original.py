@@ -44,10 +44,15 @@ class OriginalRequest:
 
 def from_forward_auth(headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
     """The original request named by nginx's or Traefik's/Caddy's headers."""
+    return original(*forward_auth_target(headers))
+
+
+def forward_auth_target(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """The original method and request target, unvalidated (see `original`)."""
     found: dict[bytes, str] = {}
     for name, value in headers:
-        key = name.lower()
-        if key in _WANTED:
+        if name in _WANTED or (not name.islower() and name.lower() in _WANTED):
+            key = name.lower()
             if key in found:
                 raise AmbiguousOriginal(f"repeated {key.decode()} header")
             found[key] = value.decode("latin-1").strip()
@@ -60,7 +65,7 @@ def from_forward_auth(headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
         raise AmbiguousOriginal("no original request: set X-Original-Method and X-Original-URI")
     if len(set(described)) > 1:
         raise AmbiguousOriginal("X-Original-* and X-Forwarded-* describe different requests")
-    return original(*described[0])
+    return described[0]
 
 
 def from_envoy(method: str, raw_path: bytes, query: bytes, prefix: str) -> OriginalRequest:
