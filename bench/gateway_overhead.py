@@ -52,7 +52,7 @@ from tokengate.resource.protocol.rfc7662 import ClientCredentials
 RS_LAUNCHER = """
 import os, sys, uvicorn
 from tokengate.resource.example import create_example_app
-from tokengate.resource.runtime.settings import ValidatorSettings, create_validator
+from tokengate.resource import ValidatorSettings, create_validator
 port, issuer, client_id = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 settings = ValidatorSettings(client_id=client_id, client_secret=os.environ["RS_SECRET"], issuer=issuer)
 app = create_example_app(create_validator(settings))

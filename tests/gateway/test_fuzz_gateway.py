@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the gateway ASGI app, in process, with a `MockTransport` upstream.
+"""Property-based fuzzing of the gateway ASGI app, in process, with a `MockUpstream`.
 
 Requests are what a real HTTP/1.1 server can hand over (lower-case header names, values without
 CR/LF/NUL, a raw target of visible ASCII, a body matching its framing), otherwise adversarial:
@@ -35,10 +35,12 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from tests.gateway.support import MockUpstream
 from tests.support.fuzzing import FUZZ, readings, request_readings, segments, under
 from tokengate.edge.target import ambiguous_target
 from tokengate.gateway import Gateway, GatewaySettings, build_policy, create_gateway
 from tokengate.gateway import parse_scope_rule as scope_rule
+from tokengate.gateway.upstream import TIMEOUT, UNREACHABLE, UpstreamFailure
 from tokengate.resource.testing import claims, static_validator
 
 UPSTREAM = "http://upstream.test:8000"
@@ -82,9 +84,9 @@ class Upstream:
         assert isinstance(request.stream, httpx.AsyncByteStream)
         self.seen_body = b"".join([chunk async for chunk in request.stream])
         if self.failure == "refused":
-            raise httpx.ConnectError("refused", request=request)
+            raise UpstreamFailure(UNREACHABLE)
         if self.failure == "timeout":
-            raise httpx.ReadTimeout("slow", request=request)
+            raise UpstreamFailure(TIMEOUT)
         headers = list(self.headers)
         if self.sized:
             headers.append((b"content-length", str(sum(map(len, self.body))).encode()))
@@ -105,11 +107,11 @@ UP = Upstream()
 
 def _gateway(mode: str) -> Gateway:
     if mode == "bypass":
-        return create_gateway(GatewaySettings(upstream=UPSTREAM), transport=httpx.MockTransport(UP))
+        return create_gateway(GatewaySettings(upstream=UPSTREAM), client=MockUpstream(UP))
     policy = build_policy(["/auth-api/**"], [scope_rule("POST /auth-api/items=write")])
     settings = GatewaySettings(upstream=UPSTREAM, mode="introspect", policy=policy, realm="edge")
     validator = static_validator(TOKENS)
-    return create_gateway(settings, validator=validator, transport=httpx.MockTransport(UP))
+    return create_gateway(settings, validator=validator, client=MockUpstream(UP))
 
 
 GATEWAYS = {mode: _gateway(mode) for mode in ("bypass", "introspect")}

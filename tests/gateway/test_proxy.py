@@ -1,4 +1,4 @@
-"""The proxy in bypass mode, in-process: an `httpx.MockTransport` upstream behind the gateway."""
+"""The proxy in bypass mode, in-process: a `MockUpstream` behind the gateway."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ import anyio
 import httpx
 import pytest
 
-from tests.gateway.support import UPSTREAM, echo, received, respond, running, values
+from tests.gateway.support import UPSTREAM, MockUpstream, echo, received, respond, running, values
 from tokengate.gateway import GatewaySettings, create_gateway
+from tokengate.gateway.upstream import (
+    BROKEN,
+    TIMEOUT,
+    UNREACHABLE,
+    UNSENDABLE,
+    UpstreamFailure,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -155,7 +162,7 @@ async def test_response_body_is_relayed_in_chunks() -> None:
         return httpx.Response(200, stream=_Chunks(body()))
 
     settings = GatewaySettings(upstream=UPSTREAM)
-    gateway = create_gateway(settings, transport=httpx.MockTransport(upstream))
+    gateway = create_gateway(settings, client=MockUpstream(upstream))
     await gateway.startup()
     messages: list[dict[str, Any]] = []
     inbox = [{"type": "http.request", "body": b"", "more_body": False}]
@@ -207,11 +214,10 @@ async def anyio_sleep_forever() -> None:
 @pytest.mark.parametrize(
     ("failure", "status", "error", "kind"),
     [
-        pytest.param(httpx.ConnectError("refused"), 502, "bad_gateway", "connect", id="refused"),
-        pytest.param(httpx.ConnectTimeout("slow"), 504, "gateway_timeout", "timeout", id="ct"),
-        pytest.param(httpx.ReadTimeout("slow"), 504, "gateway_timeout", "timeout", id="read"),
-        pytest.param(httpx.PoolTimeout("busy"), 504, "gateway_timeout", "timeout", id="pool"),
-        pytest.param(httpx.RemoteProtocolError("eof"), 502, "bad_gateway", "protocol", id="eof"),
+        pytest.param(UpstreamFailure(UNREACHABLE), 502, "bad_gateway", "connect", id="refused"),
+        pytest.param(UpstreamFailure(TIMEOUT), 504, "gateway_timeout", "timeout", id="timeout"),
+        pytest.param(UpstreamFailure(BROKEN), 502, "bad_gateway", "protocol", id="broken"),
+        pytest.param(UpstreamFailure(UNSENDABLE), 400, "invalid_request", "refused", id="text"),
         pytest.param(RuntimeError("bug"), 502, "bad_gateway", "internal", id="unexpected"),
     ],
 )
@@ -232,21 +238,6 @@ async def test_upstream_failures_become_502_or_504(
     assert response.headers["cache-control"] == "no-store"
     assert f'tokengate_gw_upstream_errors_total{{kind="{kind}"}} 1.0' in metrics
     assert f'tokengate_gw_requests_total{{code="{status}"}} 1.0' in metrics
-
-
-async def test_cookies_are_not_kept_between_requests() -> None:
-    """The upstream client has no cookie memory: one caller's cookie never reaches another."""
-
-    async def upstream(request: httpx.Request) -> httpx.Response:
-        seen = request.headers.get("cookie", "")
-        return respond(200, [("set-cookie", "session=abc; Path=/")], seen.encode())
-
-    async with running(upstream) as gw:
-        await gw.http.get("/login")
-        gw.http.cookies.clear()
-        response = await gw.http.get("/x")
-    assert response.text == ""
-    assert len(gw.gateway.client.cookies.jar) == 0
 
 
 async def test_reserved_prefix_is_never_forwarded() -> None:
@@ -302,9 +293,7 @@ async def test_client_disconnect_stops_an_endless_upstream_stream() -> None:
     async def upstream(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Endless())
 
-    gateway = create_gateway(
-        GatewaySettings(upstream=UPSTREAM), transport=httpx.MockTransport(upstream)
-    )
+    gateway = create_gateway(GatewaySettings(upstream=UPSTREAM), client=MockUpstream(upstream))
     await gateway.startup()
     calls = 0
 

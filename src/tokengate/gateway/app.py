@@ -14,17 +14,16 @@ import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
-import httpx
-
 from tokengate.asgi.lifespan import serve_lifespan
 from tokengate.asgi.send import send_response
 from tokengate.asgi.types import ASGIApp, Receive, Scope, Send
 from tokengate.core.responses import Response
 from tokengate.edge.target import ambiguous_target
+from tokengate.gateway.client import PooledUpstream
 from tokengate.gateway.metrics import GatewayMetrics, MeasuredApp
 from tokengate.gateway.proxy import Proxy
 from tokengate.gateway.settings import HEALTH_PATH, RESERVED_PREFIX, GatewaySettings
-from tokengate.gateway.upstream import upstream_client
+from tokengate.gateway.upstream import Upstream
 from tokengate.resource.adapters import require_validator
 from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.metrics import MetricsApp, metrics_registry
@@ -53,7 +52,7 @@ class Gateway:
         settings: GatewaySettings,
         *,
         validator: Validator | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        client: Upstream | None = None,
         background: Sequence[AbstractAsyncContextManager[object]] = (),
     ) -> None:
         if (settings.mode == "introspect") != (validator is not None):
@@ -63,7 +62,7 @@ class Gateway:
         self.settings = settings
         self.validator = validator
         self.background = background
-        self.client = upstream_client(settings.timeouts, settings.pool, transport)
+        self.client = client or PooledUpstream(settings.upstream, settings.timeouts, settings.pool)
         self.registry = metrics_registry(validator)
         self.metrics = GatewayMetrics(self.registry)
         self.metrics_app = MetricsApp(self.registry)
@@ -125,8 +124,8 @@ def create_gateway(
     settings: GatewaySettings,
     *,
     validator: Validator | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    client: Upstream | None = None,
     background: Sequence[AbstractAsyncContextManager[object]] = (),
 ) -> Gateway:
-    """The gateway app; `transport` replaces the upstream connection pool (tests)."""
-    return Gateway(settings, validator=validator, transport=transport, background=background)
+    """The gateway app; `client` replaces the pooled aiohttp upstream (tests)."""
+    return Gateway(settings, validator=validator, client=client, background=background)

@@ -17,13 +17,20 @@ import time
 from collections.abc import Callable
 
 import anyio
-import httpx
+import yarl
 
 from tokengate.asgi.body import ClientDisconnected, body_chunks
 from tokengate.asgi.types import Receive, Scope, Send
 from tokengate.edge.claims import ClaimHeader, claim_header_keys, render_claim_headers
 from tokengate.gateway.headers import downstream_response_headers, upstream_request_headers
-from tokengate.gateway.upstream import GatewayError, classify
+from tokengate.gateway.upstream import (
+    GatewayError,
+    Upstream,
+    UpstreamFailure,
+    UpstreamRequest,
+    UpstreamResponse,
+    classify,
+)
 from tokengate.resource.protocol.claims import TokenClaims
 
 OnUpstream = Callable[[float, GatewayError | None], None]
@@ -31,7 +38,6 @@ OnUpstream = Callable[[float, GatewayError | None], None]
 logger = logging.getLogger("tokengate.gateway")
 
 _SMALL_BODY = 64 * 1024  # bodies up to this size are relayed without a disconnect watcher
-_NO_BODY = b""
 
 
 class Proxy:
@@ -39,23 +45,21 @@ class Proxy:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: Upstream,
         upstream: str,
         *,
         preserve_host: bool = False,
         claim_headers: tuple[ClaimHeader, ...] = (),
         on_upstream: OnUpstream | None = None,
     ) -> None:
-        base = httpx.URL(upstream)
+        base = yarl.URL(upstream)
         self.client = client
-        self.base = base
-        self.prefix = base.raw_path.split(b"?")[0].rstrip(b"/")
-        self.authority = base.netloc
+        self.prefix = base.raw_path.rstrip("/").encode("ascii")
+        self.authority = base.raw_authority.encode("ascii")
         self.preserve_host = preserve_host
         self.claim_headers = claim_headers
         self.strip = claim_header_keys(claim_headers)
         self.on_upstream = on_upstream
-        self._timeout = client.timeout.as_dict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +69,7 @@ class Proxy:
         request = self.build_request(scope, receive)
         started = time.perf_counter()
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self.client.send(request)
         except ClientDisconnected:
             return
         except Exception as exc:  # every failure before the response is ours to answer
@@ -77,7 +81,7 @@ class Proxy:
         finally:
             await response.aclose()
 
-    def build_request(self, scope: Scope, receive: Receive) -> httpx.Request:
+    def build_request(self, scope: Scope, receive: Receive) -> UpstreamRequest:
         """The upstream request for an ASGI HTTP scope; its body streams from `receive`."""
         headers = upstream_request_headers(
             scope["headers"],
@@ -90,15 +94,8 @@ class Proxy:
         claims = scope.get("auth")
         if isinstance(claims, TokenClaims) and self.claim_headers:
             headers += render_claim_headers(claims, self.claim_headers)
-        url = self.base.copy_with(raw_path=self._target(scope))
-        content = body_chunks(receive) if _has_body(scope["headers"]) else _NO_BODY
-        return httpx.Request(
-            scope["method"],
-            url,
-            headers=headers,
-            content=content,
-            extensions={"timeout": self._timeout},
-        )
+        body = body_chunks(receive) if _has_body(scope["headers"]) else None
+        return UpstreamRequest(scope["method"], self._target(scope), headers, body)
 
     def _target(self, scope: Scope) -> bytes:
         # The path as the client sent it: the upstream decodes exactly what the policy decoded.
@@ -106,26 +103,24 @@ class Proxy:
         query: bytes = scope.get("query_string", b"")
         return self.prefix + path + (b"?" + query if query else b"")
 
-    async def _relay(self, response: httpx.Response, receive: Receive, send: Send) -> None:
-        headers = downstream_response_headers(response.headers.raw)
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
+    async def _relay(self, response: UpstreamResponse, receive: Receive, send: Send) -> None:
+        headers = downstream_response_headers(response.headers)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         try:
             if _is_small(response):
                 await _stream_body(response, send)
             else:
                 await _stream_watching_disconnect(response, receive, send)
-        except httpx.HTTPError as exc:
+        except UpstreamFailure as exc:
             # Headers are out; returning mid-body makes the server close the connection.
-            logger.warning("upstream response broken mid-body: %s", type(exc).__name__)
+            logger.warning("upstream response broken mid-body: %s", _cause(exc))
 
     async def _fail(self, send: Send, error: GatewayError, exc: Exception, started: float) -> None:
         self._observe(started, error)
         if error.kind == "internal":
             logger.error("forwarding failed", exc_info=exc)
         else:
-            logger.warning("upstream %s: %s", error.kind, type(exc).__name__)
+            logger.warning("upstream %s: %s", error.kind, _cause(exc))
         status, headers, body = error.render()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -135,23 +130,30 @@ class Proxy:
             self.on_upstream(time.perf_counter() - started, error)
 
 
+def _cause(exc: BaseException) -> str:
+    """The name of what went wrong (the library's exception under an `UpstreamFailure`)."""
+    return type(exc.__cause__ or exc).__name__
+
+
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)
 
 
-def _is_small(response: httpx.Response) -> bool:
-    length = response.headers.get("content-length", "")
-    return length.isdigit() and int(length) <= _SMALL_BODY
+def _is_small(response: UpstreamResponse) -> bool:
+    for name, value in response.headers:
+        if name.lower() == b"content-length":
+            return value.isdigit() and int(value) <= _SMALL_BODY
+    return False
 
 
-async def _stream_body(response: httpx.Response, send: Send) -> None:
-    async for chunk in response.aiter_raw():
+async def _stream_body(response: UpstreamResponse, send: Send) -> None:
+    async for chunk in response.chunks():
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 
 async def _stream_watching_disconnect(
-    response: httpx.Response, receive: Receive, send: Send
+    response: UpstreamResponse, receive: Receive, send: Send
 ) -> None:
     async with anyio.create_task_group() as group:
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import httpx
+import yarl
 
 from tokengate.edge.claims import DEFAULT_CLAIM_HEADERS, ClaimHeader
 from tokengate.resource.protocol.policy import Policy, Rule
@@ -31,30 +31,20 @@ class UpstreamTimeouts:
     write: float = 30.0
     pool: float = 5.0
 
-    def as_httpx(self) -> httpx.Timeout:
-        """The same four values as an `httpx.Timeout`."""
-        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
-
 
 @dataclass(frozen=True, slots=True)
 class UpstreamPool:
-    """Keep-alive pool to the upstream.
+    """Keep-alive pool to the upstream: at most `max_connections`, busy or idle.
 
     `keepalive_expiry` stays below uvicorn's default 5 s idle timeout, so the gateway drops an
     idle connection before the upstream does instead of racing it with a new request.
+    `max_keepalive` is accepted for compatibility: aiohttp's pool keeps every connection it
+    may reuse, so at most `max_connections` sit idle.
     """
 
     max_connections: int = 100
     max_keepalive: int = 100
     keepalive_expiry: float = 4.0
-
-    def as_httpx(self) -> httpx.Limits:
-        """The same values as `httpx.Limits`."""
-        return httpx.Limits(
-            max_connections=self.max_connections,
-            max_keepalive_connections=self.max_keepalive,
-            keepalive_expiry=self.keepalive_expiry,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +63,13 @@ class GatewaySettings:
     metrics_path: str | None = DEFAULT_METRICS_PATH
 
     def __post_init__(self) -> None:
-        url = httpx.URL(self.upstream)
+        try:
+            url = yarl.URL(self.upstream)
+        except ValueError:
+            url = yarl.URL()
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"upstream must be an http(s) URL with a host: {self.upstream!r}")
-        if url.query or url.fragment:
+        if url.raw_query_string or url.raw_fragment:
             raise ValueError("upstream URL must not have a query or fragment")
         if self.metrics_path is not None and not self.metrics_path.startswith(RESERVED_PREFIX):
             raise ValueError(f"metrics path must start with {RESERVED_PREFIX}")
