@@ -35,6 +35,7 @@ class EdgeStack:
     server: ServerProcess
     authz_url: str
     client: tuple[str, str]
+    authz: subprocess.Popen[bytes]
 
     def token(self) -> str:
         """A fresh access token (scope `read`)."""
@@ -46,6 +47,22 @@ class EdgeStack:
         """Revoke `token` at the authorization server (RFC 7009)."""
         url = self.server.base_url + "/oauth2/revoke"
         httpx.post(url, data={"token": token}, auth=self.client).raise_for_status()
+
+    def stop_authz(self) -> None:
+        """Stop the decision service (the proxies then get no answer at all)."""
+        stop(self.authz)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate `proc`, killing it if it does not exit within 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 @contextlib.contextmanager
@@ -68,14 +85,9 @@ def edge_stack(tmp: Path) -> Iterator[EdgeStack]:
             )
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
-            yield EdgeStack(server, f"http://127.0.0.1:{port}", client)
+            yield EdgeStack(server, f"http://127.0.0.1:{port}", client, proc)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop(proc)
 
 
 @contextlib.contextmanager
@@ -92,5 +104,4 @@ def echo_upstream(tmp: Path) -> Iterator[str]:
         wait_http(url + "/", proc=proc)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
