@@ -114,7 +114,7 @@ def test_refuses_bad_addresses(field: str, value: str, message: str) -> None:
     args = {"listen": "127.0.0.1:8080", "upstream": "http://a:1", "authz": "http://b:2"}
     args[field] = value
     with pytest.raises(ValueError, match=message):
-        EdgeOptions.parse(**args)
+        EdgeOptions.parse(args["listen"], args["upstream"], args["authz"])
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ class Envoy:
         hcm = _hcm(_envoy(authz_url))
         ext = hcm["http_filters"][0]["typed_config"]
         self.prefix: str = ext["http_service"]["path_prefix"]
-        self.allowed = {p["exact"] for p in ext["allowed_headers"]["patterns"]} | {"authorization"}
+        self.allowed = {p["exact"] for p in ext["allowed_headers"]["patterns"]}
         self.base = authz_url
 
     def check(self, method: str, uri: str, client_headers: dict[str, str]) -> httpx.Response:
@@ -213,7 +213,10 @@ def test_envoy_yaml_says_what_it_must() -> None:
     assert ext["status_on_error"] == {"code": "ServiceUnavailable"}
     assert ext["http_service"]["path_prefix"] == "/envoy"
     assert ext["http_service"]["server_uri"]["cluster"] == "tokengate_authz"
-    assert {"exact": "x-access-token", "ignore_case": True} in ext["allowed_headers"]["patterns"]
+    assert ext["allowed_headers"]["patterns"] == [
+        {"exact": "x-access-token", "ignore_case": True},
+        {"exact": "authorization", "ignore_case": True},
+    ]
     upstream = ext["http_service"]["authorization_response"]["allowed_upstream_headers"]
     assert [p["exact"] for p in upstream["patterns"]] == list(IDENTITY)
     early = hcm["early_header_mutation_extensions"][0]["typed_config"]["mutations"]
