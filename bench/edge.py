@@ -113,7 +113,9 @@ def nginx(tmp: Path, blocks: list[str], ports: list[int]) -> Iterator[None]:
         yield
 
 
-def authz_server(issuer: str, client: ClientCredentials) -> contextlib.AbstractContextManager[Server]:
+def authz_server(
+    issuer: str, client: ClientCredentials
+) -> contextlib.AbstractContextManager[Server]:
     def command(port: int) -> list[str]:
         return tokengate("authz", "--port", str(port), "--issuer", issuer,
                          "--protect", "/**", "--cache-max-ttl", str(TOKEN_LIFETIME),
@@ -140,10 +142,13 @@ def gateway_server(
 def edge_block(listen: str, upstream: str, authz: str) -> str:
     """(b): exactly what `tokengate edge-config nginx` prints."""
     return subprocess.run(
-        tokengate("edge-config", "nginx", "--listen", listen, "--upstream", upstream,
-                  "--authz", authz),  # fmt: skip
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        tokengate(
+            "edge-config", "nginx", "--listen", listen, "--upstream", upstream, "--authz", authz
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def throughput(args: argparse.Namespace, tmp: Path, urls: dict[str, str], token: str) -> list[Row]:
@@ -170,10 +175,12 @@ def decision_alone(args: argparse.Namespace, tmp: Path, authz: str, token: str) 
     script = wrk_script(tmp, "decide", headers)
     with hello_server() as hello:
         cases = {
-            "hello": lambda: run_wrk(hello.url + "/", connections=args.connections,
-                                     seconds=args.seconds),  # fmt: skip
-            "decide": lambda: run_wrk(authz + "/decide", connections=args.connections,
-                                      seconds=args.seconds, script=script),  # fmt: skip
+            "hello": lambda: run_wrk(
+                hello.url + "/", connections=args.connections, seconds=args.seconds
+            ),
+            "decide": lambda: run_wrk(
+                authz + "/decide", connections=args.connections, seconds=args.seconds, script=script
+            ),
         }
 
         def report(index: int, r: Row) -> None:

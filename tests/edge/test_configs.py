@@ -49,11 +49,20 @@ def test_nginx_checks_the_raw_target_and_replaces_identity_headers() -> None:
     text = render("nginx", OPTIONS)
     assert "proxy_set_header X-Original-URI $request_uri;" in text
     assert 'proxy_set_header X-Forwarded-Uri "";' in text
-    assert "proxy_pass http://127.0.0.1:9100/decide;" in text
+    assert "proxy_pass http://tokengate_authz_8080/decide;" in text
     assert "underscores_in_headers off;" in text
     for name, var in [("X-Auth-Subject", "x_auth_subject"), ("X-Auth-Scope", "x_auth_scope")]:
         assert f"auth_request_set $tokengate_{var} $upstream_http_{var};" in text
         assert f"proxy_set_header {name} $tokengate_{var};" in text
+
+
+def test_nginx_keeps_connections_alive() -> None:
+    """Both pools keep connections (HTTP/1.1, no `Connection: close`), named per listen port."""
+    text = render("nginx", OPTIONS)
+    assert "upstream tokengate_authz_8080 {\n    server 127.0.0.1:9100;\n    keepalive 32;" in text
+    assert "upstream tokengate_upstream_8080 {" in text
+    assert text.count("proxy_http_version 1.1;") == 2
+    assert text.count('proxy_set_header Connection "";') == 2
 
 
 def test_nginx_maps_every_refusal_and_never_answers_500() -> None:

@@ -34,6 +34,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "server",
         "The forward-auth decision service for nginx, Traefik, Caddy and Envoy.",
     ),
+    "edge-config": (
+        "tokengate.cli.edge_config",
+        "edge_config",
+        "server",
+        "Print an nginx, Caddy, Traefik or Envoy configuration for tokengate authz.",
+    ),
     "demo": ("tokengate.cli.demo", "demo", "server", "Run the whole flow on loopback."),
 }
 

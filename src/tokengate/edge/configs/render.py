@@ -53,9 +53,15 @@ def _lines(indent: int, template: str, items: Iterable[str]) -> str:
 def _nginx(o: EdgeOptions) -> dict[str, str]:
     variables = [(name, "tokengate_" + _variable(name)) for name in o.identity_headers]
     capture = [f"${var} $upstream_http_{_variable(name)}" for name, var in variables]
+    # Pool names unique per listening port, so several generated blocks fit one nginx.
+    suffix = f"{o.listen.port}"
     return {
         "capture_identity": _lines(8, "auth_request_set {};", capture),
         "set_identity": _lines(8, "proxy_set_header {};", (f"{n} ${v}" for n, v in variables)),
+        "upstream_pool": f"tokengate_upstream_{suffix}",
+        "authz_pool": f"tokengate_authz_{suffix}",
+        "upstream_authority": o.upstream.address.authority,
+        "authz_authority": o.authz.address.authority,
     }
 
 
