@@ -103,7 +103,7 @@ def nginx(tmp: Path, blocks: list[str], ports: list[int]) -> Iterator[None]:
     if binary is None:
         raise SystemExit("nginx is needed: apt-get install nginx")
     conf = nginx_conf(tmp, blocks)
-    with process([binary, "-p", str(tmp), "-c", str(conf)], None, ready=port_open(ports[0])):
+    with process([binary, "-p", str(tmp), "-c", str(conf)], port_open(ports[0])):
         for port in ports[1:]:
             deadline = time.monotonic() + 10
             while not port_open(port)():

@@ -82,14 +82,16 @@ async def wait_live(http: httpx.AsyncClient, servers: list[str]) -> None:
             await asyncio.sleep(0.05)
 
 
-async def call(http: httpx.AsyncClient, rs: str, token: str) -> int:
-    response = await http.get(rs + PROTECTED_PATH, headers={TOKEN_HEADER: token})
+async def call(http: httpx.AsyncClient, rs: str, token: str, path: str = PROTECTED_PATH) -> int:
+    response = await http.get(rs + path, headers={TOKEN_HEADER: token})
     return response.status_code
 
 
-async def first_401(http: httpx.AsyncClient, rs: str, token: str, since: float) -> float:
+async def first_401(
+    http: httpx.AsyncClient, rs: str, token: str, since: float, path: str = PROTECTED_PATH
+) -> float:
     while time.perf_counter() - since < POLL_TIMEOUT:
-        if await call(http, rs, token) == 401:
+        if await call(http, rs, token, path) == 401:
             return time.perf_counter() - since
     return float("inf")
 
@@ -127,7 +129,9 @@ def row(name: str, values: list[float]) -> str:
 # --- load process: `revocation_latency.py --load-worker FILE`, SIGTERM → JSON counts ---------
 
 
-async def load(servers: list[str], tokens: list[str], rate: float, connections: int) -> None:
+async def load(
+    servers: list[str], tokens: list[str], rate: float, connections: int, path: str
+) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     counts: dict[str, Counter[int]] = {rs: Counter() for rs in servers}
@@ -139,7 +143,7 @@ async def load(servers: list[str], tokens: list[str], rate: float, connections: 
         while not stop.is_set():
             token = tokens[(offset + turn * connections) % len(tokens)]
             try:
-                counts[rs][await call(http, rs, token)] += 1
+                counts[rs][await call(http, rs, token, path)] += 1
             except httpx.HTTPError:
                 counts[rs][0] += 1
             turn += 1
@@ -157,14 +161,17 @@ async def load(servers: list[str], tokens: list[str], rate: float, connections: 
 
 def run_load_worker(path: str) -> None:
     spec = json.loads(Path(path).read_text())
-    asyncio.run(load(spec["servers"], spec["tokens"], spec["rate"], spec["connections"]))
-
-
-def start_load(tmp: Path, servers: list[str], tokens: list[str], rate: float) -> Any:
-    spec = tmp / "load.json"
-    spec.write_text(
-        json.dumps({"servers": servers, "tokens": tokens, "rate": rate, "connections": 8})
+    asyncio.run(
+        load(spec["servers"], spec["tokens"], spec["rate"], spec["connections"], spec["path"])
     )
+
+
+def start_load(
+    tmp: Path, servers: list[str], tokens: list[str], rate: float, path: str = PROTECTED_PATH
+) -> Any:
+    spec = tmp / "load.json"
+    document = {"servers": servers, "tokens": tokens, "rate": rate, "connections": 8, "path": path}
+    spec.write_text(json.dumps(document))
     args = [PY, str(Path(__file__).resolve()), "--load-worker", str(spec)]
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 
