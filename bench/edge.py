@@ -55,38 +55,17 @@ from _harness import (
 from revocation_latency import POLL_TIMEOUT, first_401, percentile, row, start_load, stop_load
 
 from tokengate.core.wire import REVOKE_PATH
+from tokengate.edge.configs.standalone import nginx_main
 from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 PING = "/public/ping"
 TOKEN_LIFETIME = 3600
 
 
-def nginx_conf(tmp: Path, servers: list[str]) -> Path:
-    """A whole nginx.conf around `server { }` blocks: foreground, one worker, paths in `tmp`."""
-    temp = {name: tmp / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    for directory in temp.values():
-        directory.mkdir(exist_ok=True)
-    paths = "\n".join(f"    {name}_temp_path {path};" for name, path in temp.items())
-    text = f"""worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-{paths}
-{chr(10).join(servers)}
-}}
-"""
-    conf = tmp / "nginx.conf"
-    conf.write_text(text)
-    return conf
-
-
 def plain_proxy(listen: str, upstream: str) -> str:
     """(a): `proxy_pass` with a keep-alive upstream pool, as any production config has."""
     name = "plain_" + listen.replace(".", "_").replace(":", "_")
-    return f"""    upstream {name} {{ server {upstream.removeprefix("http://")}; keepalive 64; }}
+    return f"""upstream {name} {{ server {upstream.removeprefix("http://")}; keepalive 32; }}
     server {{
         listen {listen};
         location / {{
@@ -102,7 +81,9 @@ def nginx(tmp: Path, blocks: list[str], ports: list[int]) -> Iterator[None]:
     binary = shutil.which("nginx")
     if binary is None:
         raise SystemExit("nginx is needed: apt-get install nginx")
-    conf = nginx_conf(tmp, blocks)
+    (tmp / "blocks.conf").write_text("\n".join(blocks))
+    conf = tmp / "nginx.conf"
+    conf.write_text(nginx_main(tmp, tmp / "blocks.conf", access_log=False))
     with process([binary, "-p", str(tmp), "-c", str(conf)], port_open(ports[0])):
         for port in ports[1:]:
             deadline = time.monotonic() + 10

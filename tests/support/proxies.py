@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tests.support.edge import stop
 from tests.support.servers import wait_http
+from tokengate.edge.configs.standalone import nginx_main
 
 BINARIES = {"nginx": "nginx", "caddy": "caddy"}
 APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -65,25 +66,6 @@ def _stop_package_services(installed: list[str]) -> None:
         subprocess.run(["caddy", "stop"], capture_output=True, timeout=30, check=False)
 
 
-NGINX_MAIN = """\
-daemon off;
-master_process on;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log info;
-{user}
-events {{ worker_connections 256; }}
-http {{
-    access_log {root}/access.log;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    include {root}/tokengate.conf;
-}}
-"""
-
 CADDY_GLOBAL = """\
 {{
     admin off
@@ -98,8 +80,7 @@ def nginx(server_block: str, root: Path, health: str) -> Iterator[subprocess.Pop
     """nginx with `server_block` inside a full `nginx.conf` under `root`, until the block ends."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "tokengate.conf").write_text(server_block)
-    user = "user root;" if os.geteuid() == 0 else ""  # workers must reach the temp dir
-    (root / "nginx.conf").write_text(NGINX_MAIN.format(root=root, user=user))
+    (root / "nginx.conf").write_text(nginx_main(root, root / "tokengate.conf"))
     args = ["nginx", "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
     with _foreground(args, root / "nginx.out", health) as proc:
         yield proc

@@ -1,8 +1,10 @@
 """`tokengate demo`: the whole flow on loopback, in one command, narrated.
 
-Starts `tokengate serve` (temporary SQLite), `tokengate example-resource-server` and `tokengate
-gateway --mode bypass` in front of it as child processes on free ports, creates the clients
-with the CLI, then walks the flow step by step and exits 0 only if every step behaved as shown.
+Starts `tokengate serve` (temporary SQLite), `tokengate example-resource-server` and, in front
+of it, the edge users should run in production: nginx with `tokengate authz` (the config
+`tokengate edge-config nginx` prints) when nginx is installed, else `tokengate gateway --mode
+bypass` (and says so). All are child processes on free ports; the clients are created with the
+CLI; the flow is walked step by step and the demo exits 0 only if every step behaved as shown.
 Children are stopped on success, failure, Ctrl-C or SIGTERM; their logs go to the work dir.
 Tokens and secrets are only ever printed as a short prefix. For tests,
 `TOKENGATE_DEMO_SECRETS_FILE` names a file the demo writes them to (to prove they leak nowhere).
@@ -29,6 +31,8 @@ import click
 import httpx
 
 from tokengate.cli.demo_flow import SHORT_TTL, Urls, short, walk
+from tokengate.edge.configs import EdgeOptions, render
+from tokengate.edge.configs.standalone import nginx_main
 
 SECRETS_FILE_ENV = "TOKENGATE_DEMO_SECRETS_FILE"
 TOKENGATE = [sys.executable, "-m", "tokengate"]
@@ -55,12 +59,17 @@ class Stack:
     passed: bool = False
 
     def start(
-        self, name: str, args: list[str], ready: str, env: dict[str, str] | None = None
+        self,
+        name: str,
+        args: list[str],
+        ready: str,
+        env: dict[str, str] | None = None,
+        command: list[str] = TOKENGATE,
     ) -> None:
-        """Run `tokengate ARGS` (log to NAME.log) and wait until `ready` answers."""
+        """Run `tokengate ARGS` (or `command ARGS`; log to NAME.log) until `ready` answers."""
         with (self.workdir / f"{name}.log").open("ab") as log:
-            child = subprocess.Popen(  # noqa: S603  # our own interpreter and fixed arguments
-                [*TOKENGATE, *args],
+            child = subprocess.Popen(  # noqa: S603  # our own interpreter (or nginx), fixed arguments
+                [*command, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
@@ -120,7 +129,7 @@ def has_revocation_events() -> bool:
     return False
 
 
-def start_stack(stack: Stack, events: bool) -> tuple[Urls, tuple[str, str]]:
+def start_stack(stack: Stack, events: bool, nginx: str | None) -> tuple[Urls, tuple[str, str]]:
     """Create the clients, start the three servers; returns their URLs and the app client."""
     database = f"sqlite:///{stack.workdir / 'tokengate.db'}"
     app = create_client(database, "demo-app", "--scope", "read")
@@ -137,23 +146,47 @@ def start_stack(stack: Stack, events: bool) -> tuple[Urls, tuple[str, str]]:
     rs_args += ["--client-id", rs[0]] + ([] if events else ["--cache-max-ttl", f"{SHORT_TTL:g}"])
     secret = {"TOKENGATE_RS_CLIENT_SECRET": rs[1]}  # kept off the command line
     stack.start("resource-server", rs_args, urls.rs + "/public/ping", secret)
-    gateway = [
-        "gateway",
-        "--mode",
-        "bypass",
-        "--upstream",
-        urls.rs,
-        "--listen",
-        f"127.0.0.1:{ports[2]}",
-    ]
-    stack.start("gateway", gateway, urls.gateway + "/_tokengate/healthz")
+    if nginx is not None:
+        urls.edge = "nginx + authz"
+        start_edge(stack, database, nginx, urls, ports[2])
+    else:
+        gateway = ["gateway", "--mode", "bypass", "--upstream", urls.rs]
+        gateway += ["--listen", f"127.0.0.1:{ports[2]}"]
+        stack.start("gateway", gateway, urls.gateway + "/_tokengate/healthz")
     click.echo("Processes (their logs are in the work dir)")
     click.echo(f"  ✔ authorization server  {urls.auth}  tokengate serve, SQLite")
     click.echo(f"  ✔ resource server       {urls.rs}  tokengate example-resource-server")
-    click.echo(f"  ✔ gateway, bypass mode  {urls.gateway}  tokengate gateway, in front of the RS")
+    if nginx is not None:
+        click.echo(
+            f"  ✔ nginx + authz         {urls.gateway}  nginx auth_request → tokengate authz"
+        )
+    else:
+        click.echo(
+            f"  ✔ gateway, bypass mode  {urls.gateway}  tokengate gateway, in front of the RS"
+        )
+        click.echo("  (nginx is not installed: in production put nginx + tokengate authz here)")
     if not events:
         click.echo(f"  (no revocation events in this build: the RS caches for {SHORT_TTL:g} s)")
     return urls, app
+
+
+def start_edge(stack: Stack, database: str, nginx: str, urls: Urls, port: int) -> None:
+    """nginx on `port` in front of the RS, asking `tokengate authz` about every request."""
+    edge = create_client(database, "demo-edge", "--introspect")
+    stack.remember(edge_client_secret=edge[1])
+    click.echo(f"  ✔ demo-edge --introspect   client_id {edge[0]}  secret {short(edge[1])}")
+    authz_url = f"http://127.0.0.1:{free_port()}"
+    authz = ["authz", "--port", authz_url.rsplit(":", 1)[1], "--issuer", urls.auth]
+    authz += ["--client-id", edge[0], "--protect", "/auth-api/**"]
+    authz += ["--require-scope", "POST /auth-api/items=write", "--realm", "tokengate-example"]
+    stack.start("authz", authz, authz_url + "/healthz", {"TOKENGATE_AUTHZ_CLIENT_SECRET": edge[1]})
+    options = EdgeOptions.parse(f"127.0.0.1:{port}", urls.rs, authz_url)
+    root = stack.workdir / "nginx"
+    root.mkdir(exist_ok=True)
+    (root / "tokengate.conf").write_text(render("nginx", options))
+    (root / "nginx.conf").write_text(nginx_main(root, root / "tokengate.conf"))
+    args = ["-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
+    stack.start("nginx", args, urls.gateway + "/public/ping", command=[nginx])
 
 
 def serve_until_stopped(stack: Stack, urls: Urls, app: tuple[str, str]) -> None:
@@ -170,7 +203,7 @@ The stack keeps running; Ctrl-C stops it. The app client's credentials are in {e
   curl -i -H "X-Access-Token: $TOKEN" {urls.gateway}/auth-api/hello
   curl -i {urls.gateway}/public/ping
   curl -s {urls.rs}/metrics | grep tokengate_rs_      # resource server metrics
-  curl -s {urls.gateway}/_tokengate/metrics           # gateway metrics""")
+  curl -s {urls.gateway}/_tokengate/metrics           # gateway metrics (without nginx)""")
     while not stack.dead():
         time.sleep(0.5)
     stack.passed = False
@@ -198,20 +231,31 @@ def sigterm_unwinds() -> Iterator[None]:
 @click.command("demo")
 @click.option("--keep-running", is_flag=True, help="Leave the stack up and show how to call it.")
 @click.option(
+    "--edge",
+    type=click.Choice(["auto", "nginx", "gateway"]),
+    default="auto",
+    show_default=True,
+    help="What stands in front of the resource server (auto: nginx + authz when installed).",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the logs and database here (default: a temporary dir, removed after success).",
 )
-def demo(keep_running: bool, workdir: Path | None) -> None:
-    """Run the authorization server, a resource server and the gateway; walk the flow."""
+def demo(keep_running: bool, edge: str, workdir: Path | None) -> None:
+    """Run the authorization server, a resource server and the edge; walk the flow."""
+    nginx = None if edge == "gateway" else shutil.which("nginx")
+    if edge == "nginx" and nginx is None:
+        raise click.UsageError("--edge nginx: nginx is not installed (apt-get install nginx)")
     root = workdir or Path(tempfile.mkdtemp(prefix="tokengate-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     stack = Stack(root)
-    click.echo("tokengate demo: client credentials → gateway (bypass) → resource server")
+    shown = "nginx + tokengate authz" if nginx else "gateway (bypass)"
+    click.echo(f"tokengate demo: client credentials → {shown} → resource server")
     click.echo(f"work dir: {root}")
     try:
         with sigterm_unwinds():
-            run(stack, keep_running)
+            run(stack, keep_running, nginx)
     except (KeyboardInterrupt, Interrupted):
         click.echo("\nstopping…")
     finally:
@@ -222,10 +266,10 @@ def demo(keep_running: bool, workdir: Path | None) -> None:
         sys.exit(1)
 
 
-def run(stack: Stack, keep_running: bool) -> None:
+def run(stack: Stack, keep_running: bool, nginx: str | None) -> None:
     """Start, walk, report; then serve until stopped when asked to."""
     events = has_revocation_events()
-    urls, app = start_stack(stack, events)
+    urls, app = start_stack(stack, events, nginx)
     say = walk(urls, app, events, lambda token: stack.remember(access_token=token))
     stack.passed = say.failed == 0
     verdict = "every step behaved as shown" if stack.passed else f"see the logs in {stack.workdir}"

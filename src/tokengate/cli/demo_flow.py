@@ -30,7 +30,8 @@ class Urls:
 
     auth: str
     rs: str
-    gateway: str
+    gateway: str  # the edge: nginx + tokengate authz, or the built-in gateway
+    edge: str = "the gateway"
 
 
 class Narrator:
@@ -91,7 +92,7 @@ class Flow:
         middle = self.metrics()
         calls = _delta(before, middle, "introspection_calls")
         ok = first.status_code == 200 and calls == 1
-        what = "GET /auth-api/hello via the gateway, with X-Access-Token"
+        what = f"GET /auth-api/hello via {self.urls.edge}, with X-Access-Token"
         note = f"the RS introspected the token at the AS ({calls:g} call)"
         self.say.step(what, first.status_code, ok, note, f"200 after 1 introspection ({calls:g})")
         second = self.get(token)
@@ -150,7 +151,7 @@ class Flow:
         self.say.step(what, ping.status_code, ping.status_code == 200, ping.text, "200")
 
     def get(self, token: str | None) -> httpx.Response:
-        """GET /auth-api/hello through the gateway, with the custom header when given a token."""
+        """GET /auth-api/hello through the edge, with the custom header when given a token."""
         headers = {} if token is None else {"X-Access-Token": token}
         return self.http.get(self.urls.gateway + "/auth-api/hello", headers=headers)
 
