@@ -19,7 +19,8 @@ Run = tuple[subprocess.CompletedProcess[str], Path, dict[str, str]]
 
 STEPS = [
     r"1\. POST /oauth2/token \(client credentials, scope read\) +200 ✔  tgat_\S{3}…$",
-    r"2\. GET /auth-api/hello via (the gateway|nginx \+ authz), with X-Access-Token +200 ✔ .*\(1 call\)$",
+    r"2\. GET /auth-api/hello via (the gateway|nginx \+ authz), with X-Access-Token"
+    r" +200 ✔ .*\(1 call\)$",
     r"3\. GET /auth-api/hello again +200 ✔  cache hit .*\+1 cache hit, \+0 introspections",
     r'4\. GET /auth-api/hello without a token +401 ✔  Bearer realm="tokengate-example"$',
     r"5\. POST /auth-api/items \(needs write; the token has read\) +403 ✔ .*insufficient_scope",
