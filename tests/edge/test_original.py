@@ -108,3 +108,17 @@ def test_envoy_encoded_slash_after_the_prefix_is_refused() -> None:
     """`/envoy%2F…` cannot smuggle a path past the prefix."""
     with pytest.raises(AmbiguousOriginal):
         from_envoy("GET", b"/envoy%2Fauth-api", b"", "/envoy")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        pytest.param("/public#/../auth-api/items", id="fragment"),
+        pytest.param("http://api.example/public#/../auth-api/items", id="absolute-fragment"),
+        pytest.param("http://[api.example/auth-api/x", id="bad-authority"),
+    ],
+)
+def test_fragments_and_unparsable_absolute_forms_are_refused(uri: str) -> None:
+    """RFC 9112 §3.2: no `#` in a request target; an authority that does not parse is refused."""
+    with pytest.raises(AmbiguousOriginal):
+        from_forward_auth(_headers(x_original_method="GET", x_original_uri=uri))

@@ -94,7 +94,9 @@ class Authz:
     def _original(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
         if scope["path"] == DECIDE_PATH:
             return self._parsed(*forward_auth_target(headers))
-        raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        raw: bytes | None = scope.get("raw_path")
+        if raw is None:  # optional in ASGI; the decoded path could hide `%3F` or `%2F`
+            raise AmbiguousOriginal("the server gave no raw request target to check")
         return from_envoy(scope["method"], raw, scope.get("query_string", b""), ENVOY_PREFIX)
 
     def _parsed(self, method: str, target: str) -> OriginalRequest:

@@ -80,9 +80,14 @@ def original(method: str, target: str) -> OriginalRequest:
         raise AmbiguousOriginal("the original method is not an HTTP method token")
     if len(target) > MAX_TARGET:
         raise AmbiguousOriginal("the original request target is too long")
+    if "#" in target:  # RFC 9112 §3.2: never in a request target; an upstream may keep it
+        raise AmbiguousOriginal("the original request target holds a fragment")
     if target.startswith(("http://", "https://")):  # absolute-form, as some proxies forward it
-        target = urlsplit(target).path or "/"
-    path = target.split("?", 1)[0].split("#", 1)[0]
+        try:
+            target = urlsplit(target).path or "/"
+        except ValueError:  # e.g. an unclosed IPv6 literal in the authority
+            raise AmbiguousOriginal("the original request target is not a valid URI") from None
+    path = target.split("?", 1)[0]
     try:
         raw = path.encode("latin-1")
     except UnicodeEncodeError:

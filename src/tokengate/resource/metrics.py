@@ -129,4 +129,5 @@ class MetricsApp:
             (b"content-type", content_type.encode("latin-1")),
             (b"cache-control", b"no-store"),
         )
-        await send_response(send, Response(200, encoder(self.registry), headers))
+        response = Response(200, encoder(self.registry), headers)
+        await send_response(send, response, head_only=scope["method"] == "HEAD")
