@@ -91,7 +91,7 @@ FORWARDED = (b"x-forwarded-method", b"x-forwarded-uri")
 DESCRIBING = (*NGINX, *FORWARDED)
 TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
-methods = st.sampled_from(["GET", "GET", "POST", "POST", "PUT", "DELETE", "HEAD", "OPTIONS",
+methods = st.sampled_from([*["GET", "POST"] * 4, "PUT", "DELETE", "HEAD", "OPTIONS",
                            "PATCH", "get", "post", "Post", "M-SEARCH", "*", "", "G E T",
                            "GET\x00", "P\u00d6ST", "GET/1"])  # fmt: skip
 FIXED = ["/auth-api/hello", "/auth-api/items", "/auth-api", "/auth-api/", "/public/ping", "/",
@@ -101,7 +101,12 @@ FIXED = ["/auth-api/hello", "/auth-api/items", "/auth-api", "/auth-api/", "/publ
          "/auth-api/\u00e9", "/auth-api/%C3%A9", "/public/%ff", "/public/a%2eb", "*",
          "auth-api/items", "/auth-api\x00/items", "/public/ping\x00", "/auth-api/" + "a" * 8182,
          "/auth-api/" + "a" * 8183, "/public/" + "a" * 8190]  # fmt: skip
+CLEAN = ["/auth-api/hello", "/auth-api/items", "/auth-api/items", "/auth-api", "/auth-api/",
+         "/auth-api/x/y", "//auth-api/items", "/auth-api;v=1/items", "/auth-api/items/",
+         "/public/%252e%252e/auth-api/items", "/auth-api/%C3%A9", "/public/ping", "/"]  # fmt: skip
 paths = st.one_of(
+    st.sampled_from(CLEAN),
+    st.sampled_from(CLEAN),
     st.sampled_from(FIXED),
     st.tuples(st.sampled_from(["/", "//", "", "/public/", "\\", "/auth-api/"]), segments).map(
         lambda p: p[0] + "/".join(p[1])
@@ -120,22 +125,23 @@ def _fragment_free(target: str) -> str:
     return target.replace("#", "%23")
 
 
-def _bracketed_authority(target: str) -> bool:
-    """Known bug (test_a_bad_absolute_form_authority_is_a_400): `[`/`]` in the authority."""
+def _bracket_free(target: str) -> str:
+    """Known bug (test_a_bad_absolute_form_authority_is_a_400): no `[`/`]` in an authority."""
     absolute = _absolute(target)
-    return absolute is not None and any(c in _authority(absolute) for c in "[]")
+    if absolute is None or not {"[", "]"} & set(_authority(absolute)):
+        return target
+    return target.replace("[", "%5B").replace("]", "%5D")
 
 
-targets = (
-    st.tuples(st.sampled_from(["", "", "", "", *AUTHORITIES]), paths, queries)
-    .map(lambda t: _fragment_free("".join(t)))
-    .filter(lambda t: not _bracketed_authority(t))
+absolute_forms = st.one_of(st.just(""), st.just(""), st.just(""), st.sampled_from(AUTHORITIES))
+targets = st.tuples(absolute_forms, paths, queries).map(
+    lambda t: _bracket_free(_fragment_free("".join(t)))
 )
 paddings = st.sampled_from(["", "", "", " ", "\t", "  "])
 casings = st.sampled_from([bytes.lower, bytes.lower, bytes.title, bytes.upper])
 
 
-SHAPES = ["nginx", "nginx", "forwarded", "forwarded", "both", "disagree", "partial", "repeated",
+SHAPES = [*["nginx"] * 4, *["forwarded"] * 4, "both", "both", "disagree", "partial", "repeated",
           "random", "none"]  # fmt: skip
 
 
@@ -164,7 +170,7 @@ def descriptions(draw: st.DrawFn) -> list[tuple[bytes, bytes]]:
         (draw(casings)(DESCRIBING[i]), (draw(paddings) + v + draw(paddings)).encode("utf-8"))
         for i, v in draw(st.permutations(entries))
     ]
-    if draw(st.integers(0, 9)) == 0:  # any bytes at all in one of them
+    if draw(st.integers(0, 19)) == 0:  # any bytes at all in one of them
         raw.append((draw(st.sampled_from(DESCRIBING)), draw(st.binary(max_size=30))))
     return raw
 
@@ -249,15 +255,17 @@ def decide_calls(draw: st.DrawFn) -> Call:
 @st.composite
 def envoy_calls(draw: st.DrawFn) -> Call:
     """`/envoy/<original path>` with the original method; X-Original-* headers are noise."""
-    path = draw(paths).replace("?", "%3F").replace("#", "%23")  # a server splits them off
+    path = draw(paths | paths.map(lambda p: "/" + p.lstrip("/")))
+    path = path.replace("?", "%3F").replace("#", "%23")  # a server splits them off
     query = draw(queries.map(lambda q: q[1:]) | st.just("q" * 8200)).encode()
     noise = draw(st.sampled_from([[], [], [(b"x-original-method", b"GET"),
                                           (b"x-original-uri", b"/public")]]))  # fmt: skip
     headers = draw(token_headers) + draw(junk) + noise
     scope = _scope(draw(methods), b"/envoy" + path.encode(), query, draw(st.permutations(headers)))
-    # `raw_path` is optional in ASGI. Known bug (test_without_raw_path_an_encoded_delimiter_...):
-    # a decoded `?` or `#` is kept out.
-    if draw(st.integers(0, 9)) == 0 and not {"?", "#"} & set(scope["path"]):
+    # `raw_path` is optional in ASGI: left out of some checks of Envoy's form (`/envoy/...`),
+    # where no `?` or `#` decodes (known bug: test_without_raw_path_an_encoded_delimiter_...).
+    bare = path.startswith("/") and not {"?", "#"} & set(scope["path"])
+    if bare and draw(st.integers(0, 9)) == 0:
         return Call(scope, scope.pop("raw_path"))
     return Call(scope)
 
@@ -270,7 +278,9 @@ route_calls = st.builds(
     st.sampled_from(ROUTES),
     junk,
 )
-calls = st.one_of(decide_calls(), decide_calls(), envoy_calls(), route_calls)
+calls = st.one_of(
+    decide_calls(), decide_calls(), decide_calls(), envoy_calls(), envoy_calls(), route_calls
+)
 
 
 # -- one request through the app --------------------------------------------------------------
@@ -410,9 +420,14 @@ def claim_values(token: str) -> tuple[tuple[bytes, bytes], ...]:
 Outcome = tuple[int, object]  # (status, identity headers of a 200 | the error code)
 
 
+def readings_of(path: str) -> set[str]:
+    """Every reading of a raw path (latin-1 text, still percent-encoded)."""
+    return request_readings(unquote(path), path.encode("latin-1"))
+
+
 def decision(backend: str, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Outcome:
     """The answer for an unambiguous original request."""
-    readings = request_readings(unquote(path), path.encode("latin-1"))
+    readings = readings_of(path)
     if not under(readings, "/auth-api"):
         return 200, ()
     token = presented(headers)
@@ -435,17 +450,19 @@ def expected(backend: str, call: Call) -> set[Outcome]:
     """Every answer the contract allows for `call`."""
     scope = call.scope
     path = scope["path"]
-    if path == "/decide":
+    if route(path) == "decide":
         original = described(scope["headers"])
         if original is None:
             return {(400, "invalid_request")}
         return answers(backend, *original, scope["headers"])
-    if path == "/envoy" or path.startswith("/envoy/"):
+    if route(path) == "envoy":
         if "raw_path" in scope:
             return envoy(backend, scope, scope["raw_path"])
         # Only the decoded path to go by: what it reads, but never an unprotected 200 where
-        # the path Envoy sent is protected or ambiguous.
-        decoded = envoy(backend, scope, path.encode()) - {(200, ())}
+        # the path Envoy sent is protected in some reading.
+        decoded = envoy(backend, scope, path.encode())
+        if under(readings_of(call.sent.decode("latin-1")[len("/envoy") :]), "/auth-api"):
+            decoded -= {(200, ())}
         return envoy(backend, scope, call.sent) | decoded
     if path in ("/healthz", "/metrics"):
         return {(200, path)}
@@ -517,6 +534,15 @@ def observed(scope: dict[str, Any], answer: Answer) -> Outcome:
     return answer.status, params.get("error")
 
 
+def route(path: str) -> str:
+    """The service's route for an ASGI `path`."""
+    if path == "/decide":
+        return "decide"
+    if path == "/envoy" or path.startswith("/envoy/"):
+        return "envoy"
+    return path if path in ("/healthz", "/metrics") else "not found"
+
+
 def _shown(scope: dict[str, Any]) -> tuple[object, ...]:
     keys = ("method", "path", "raw_path", "query_string", "headers")
     return tuple(scope.get(key) for key in keys)
@@ -541,8 +567,9 @@ def test_every_answer_is_documented_and_none_lets_a_protected_request_through(
     answer = run(APPS[backend], call.scope)
     outcome = observed(call.scope, answer)
     allowed = expected(backend, call)
-    route = call.scope["path"].split("/")[1] if call.scope["path"].count("/") else "?"
-    event(f"{backend} {route[:7]} status={answer.status}")
+    kind = route(call.scope["path"])
+    identity = " with identity" if kind in ("decide", "envoy") and outcome[1] else ""
+    event(f"{backend} {kind}: {answer.status}{identity}")
     assert not error_records(caplog)
     assert outcome in allowed, (outcome, allowed, _shown(call.scope), call.sent)
 
