@@ -34,6 +34,7 @@ SUITES = {
     "server": "tests/server/test_fuzz.py",
     "resource": "tests/resource/adapters/test_fuzz_middleware.py",
     "gateway": "tests/gateway/test_fuzz_gateway.py",
+    "authz": "tests/authz/test_fuzz_authz.py",
 }
 _TEST_LINE = re.compile(r"^(tests/\S+):$", re.M)
 _COUNTS = re.compile(r"(\d+) passing, (\d+) failing, and (\d+) invalid")

@@ -98,3 +98,15 @@ def request_readings(path: str, raw_path: bytes) -> set[str]:
 def under(paths: set[str], prefix: str) -> bool:
     """True when one of `paths` is `prefix` or below it (`/auth-api/**`)."""
     return any(r == prefix or r.startswith(prefix + "/") for r in paths)
+
+
+# RFC 6750 §3 challenges, as the fuzz suites read them back.
+_PARAM = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
+_CHALLENGE = re.compile(rf"Bearer {_PARAM.pattern}(?:, {_PARAM.pattern})*")
+
+
+def challenge_params(challenge: str) -> dict[str, str] | None:
+    """The auth-params of a well-formed `Bearer` challenge (RFC 6750 §3), else None."""
+    if not _CHALLENGE.fullmatch(challenge):
+        return None
+    return dict(_PARAM.findall(challenge))
