@@ -582,13 +582,6 @@ def _nginx_check(uri: bytes) -> dict[str, Any]:
     return _scope("GET", b"/decide", b"", headers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge/original.py cuts the target at '#' before the target check, so "
-    "'/public#/../auth-api/items' is decided as '/public' (200, no token asked); an upstream "
-    "that keeps '#' in the path (Go's net/http does not cut it from a request target) resolves "
-    "it to /auth-api/items. RFC 9112 §3.2: no '#' in a request target; refuse it (400)",
-)
 @pytest.mark.parametrize(
     "uri", [b"/public#/../auth-api/items", b"http://api.example/public#/../auth-api/items"]
 )
@@ -598,23 +591,12 @@ def test_a_fragment_in_the_original_target_is_refused(uri: bytes) -> None:
     assert answer.status == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resource/metrics.py's MetricsApp ignores HEAD and sends the body (uvicorn drops it; "
-    "the service's own routes send none)",
-)
 def test_head_metrics_sends_no_body() -> None:
     """HEAD /metrics: the headers of GET, no content (RFC 9110 §9.3.2)."""
     answer = run(APPS["table"], _scope("HEAD", b"/metrics", b"", []))
     assert (answer.status, answer.body) == (200, b"")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge/original.py calls urlsplit on an absolute-form target; its ValueError "
-    "('Invalid IPv6 URL') is not an AmbiguousOriginal, so app.py logs 'decision failed' at "
-    "ERROR and answers 503 + Retry-After instead of 400 invalid_request",
-)
 @pytest.mark.parametrize("uri", [b"http://[api.example/auth-api/x", b"http://[not-ip]/auth-api/x"])
 def test_a_bad_absolute_form_authority_is_a_400(
     uri: bytes, caplog: pytest.LogCaptureFixture
@@ -624,13 +606,6 @@ def test_a_bad_absolute_form_authority_is_a_400(
     assert (answer.status, error_records(caplog)) == (400, [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authz/app.py, given no raw_path (optional in ASGI), takes the decoded path for the "
-    "raw one: Envoy's '/envoy/public%3F/../auth-api/items' becomes the target "
-    "'/public?/../auth-api/items', decided as '/public' (200, no token asked) while the "
-    "upstream reads /auth-api/items; '%23' likewise becomes a '#' the target is cut at",
-)
 @pytest.mark.parametrize(
     "sent", [b"/envoy/public%3F/../auth-api/items", b"/envoy/public%23/../auth-api/items"]
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import quote
 
 from tokengate.asgi.lifespan import serve_lifespan
 from tokengate.asgi.send import send_response
@@ -38,6 +39,7 @@ from tokengate.resource.runtime.validator import Validator
 
 logger = logging.getLogger("tokengate.authz")
 MEMO_ENTRIES = 4096
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 §3.3 pchar, minus `%`: what a path keeps as is
 _OK = json_response(200, {"status": "ok"})
 _NOT_FOUND = json_response(404, {"error": "not_found"})
 
@@ -95,8 +97,9 @@ class Authz:
         if scope["path"] == DECIDE_PATH:
             return self._parsed(*forward_auth_target(headers))
         raw: bytes | None = scope.get("raw_path")
-        if raw is None:  # optional in ASGI; the decoded path could hide `%3F` or `%2F`
-            raise AmbiguousOriginal("the server gave no raw request target to check")
+        if raw is None:  # optional in ASGI: encode the decoded path again, so a `%3F` or `%23`
+            # Envoy sent stays part of the path (never a delimiter) and `%2F` stays visible
+            raw = quote(scope["path"], safe=_PATH_SAFE).encode("ascii")
         return from_envoy(scope["method"], raw, scope.get("query_string", b""), ENVOY_PREFIX)
 
     def _parsed(self, method: str, target: str) -> OriginalRequest:
