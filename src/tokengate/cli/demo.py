@@ -120,15 +120,6 @@ def create_client(database: str, name: str, *options: str) -> tuple[str, str]:
     return created["client_id"], created["client_secret"]
 
 
-def has_revocation_events() -> bool:
-    """True once the resource-server library can follow revocation events."""
-    with contextlib.suppress(ImportError):
-        from tokengate.resource.runtime.subscriber import RevocationSubscriber  # noqa: PLC0415, F401
-
-        return True
-    return False
-
-
 def start_stack(stack: Stack, events: bool, nginx: str | None) -> tuple[Urls, tuple[str, str]]:
     """Create the clients, start the three servers; returns their URLs and the app client."""
     database = f"sqlite:///{stack.workdir / 'tokengate.db'}"
@@ -268,7 +259,7 @@ def demo(keep_running: bool, edge: str, workdir: Path | None) -> None:
 
 def run(stack: Stack, keep_running: bool, nginx: str | None) -> None:
     """Start, walk, report; then serve until stopped when asked to."""
-    events = has_revocation_events()
+    events = True  # the resource-server library always follows revocation events
     urls, app = start_stack(stack, events, nginx)
     say = walk(urls, app, events, lambda token: stack.remember(access_token=token))
     stack.passed = say.failed == 0
