@@ -465,12 +465,17 @@ def expected(backend: str, call: Call) -> set[Outcome]:
         # Only the decoded path to go by: what it reads, but never an unprotected 200 where
         # the path Envoy sent is protected in some reading.
         decoded = envoy(backend, scope, path.encode())
-        if under(readings_of(call.sent.decode("latin-1")[len("/envoy") :]), "/auth-api"):
+        if envoy_protected(call.sent) and not envoy_protected(path.encode()):
             decoded -= {(200, ())}
         return envoy(backend, scope, call.sent) | decoded
     if path in ("/healthz", "/metrics"):
         return {(200, path)}
     return {(404, "not_found")}
+
+
+def envoy_protected(raw: bytes) -> bool:
+    """Some reading of the original path in `/envoy` + path is under `/auth-api`."""
+    return under(readings_of(raw.decode("latin-1")[len("/envoy") :] or "/"), "/auth-api")
 
 
 def envoy(backend: str, scope: dict[str, Any], raw: bytes) -> set[Outcome]:
