@@ -20,6 +20,10 @@ spoofed identity headers. Properties:
   403, 503), and a 200 carries exactly the claim headers of the table token presented (the
   claim's bytes minus control characters), never a value the client sent.
 
+Kept out of the strategies while their bugs stand (the strict xfails at the end): `#` in a
+forward-auth target, `[`/`]` in an absolute-form authority, a `?`/`#` that only decoding makes
+in an Envoy check without `raw_path`; and the body of `HEAD /metrics` is not checked.
+
 TOKENGATE_FUZZ_EXAMPLES sets the examples per test (300 in CI; the long run uses 100000).
 """
 
@@ -461,12 +465,17 @@ def expected(backend: str, call: Call) -> set[Outcome]:
         # Only the decoded path to go by: what it reads, but never an unprotected 200 where
         # the path Envoy sent is protected in some reading.
         decoded = envoy(backend, scope, path.encode())
-        if under(readings_of(call.sent.decode("latin-1")[len("/envoy") :]), "/auth-api"):
+        if envoy_protected(call.sent) and not envoy_protected(path.encode()):
             decoded -= {(200, ())}
         return envoy(backend, scope, call.sent) | decoded
     if path in ("/healthz", "/metrics"):
         return {(200, path)}
     return {(404, "not_found")}
+
+
+def envoy_protected(raw: bytes) -> bool:
+    """Some reading of the original path in `/envoy` + path is under `/auth-api`."""
+    return under(readings_of(raw.decode("latin-1")[len("/envoy") :] or "/"), "/auth-api")
 
 
 def envoy(backend: str, scope: dict[str, Any], raw: bytes) -> set[Outcome]:
