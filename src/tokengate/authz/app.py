@@ -39,7 +39,9 @@ from tokengate.resource.runtime.validator import Validator
 
 logger = logging.getLogger("tokengate.authz")
 MEMO_ENTRIES = 4096
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 §3.3 pchar, minus `%`: what a path keeps as is
+# RFC 3986 §3.3 pchar, and `%`: an escape left after decoding (`%2E` from `%252E`) stays
+# visible to the target check instead of being hidden as `%252E`.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _OK = json_response(200, {"status": "ok"})
 _NOT_FOUND = json_response(404, {"error": "not_found"})
 
