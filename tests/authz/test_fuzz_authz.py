@@ -588,7 +588,11 @@ def test_every_answer_is_documented_and_none_lets_a_protected_request_through(
     outcome = observed(call.scope, answer)
     allowed = expected(backend, call)
     kind = route(call.scope["path"])
-    identity = " with identity" if kind in ("decide", "envoy") and outcome[1] else ""
+    identity = (
+        " with identity"
+        if answer.status == 200 and kind in ("decide", "envoy") and outcome[1]
+        else ""
+    )
     event(f"{backend} {kind}: {answer.status}{identity}")
     assert not error_records(caplog)
     assert outcome in allowed, (outcome, allowed, _shown(call.scope), call.sent)
