@@ -11,15 +11,14 @@ import uvicorn
 
 from tokengate.authz import AuthzSettings, create_authz
 from tokengate.cli.options import (
-    Listed,
+    EdgeRules,
     ValidatorOptions,
+    edge_rules_options,
     env_option,
     logging_options,
     validator_options,
 )
 from tokengate.cli.validation import build_validator
-from tokengate.edge.claims import DEFAULT_CLAIM_HEADERS, ClaimHeader
-from tokengate.gateway.settings import build_policy, parse_scope_rule
 from tokengate.logs import configure_logging
 from tokengate.resource.protocol.responses import DEFAULT_REALM
 
@@ -30,56 +29,26 @@ PREFIX = "TOKENGATE_AUTHZ"
 @env_option(PREFIX, "--host", default="127.0.0.1", show_default=True)
 @env_option(PREFIX, "--port", default=9100, show_default=True, type=click.IntRange(0, 65535))
 @validator_options(PREFIX)
-@env_option(
-    PREFIX,
-    "--protect",
-    multiple=True,
-    type=Listed(),
-    help="Path glob of the original request needing a token (repeatable; default /**).",
-)
-@env_option(
-    PREFIX,
-    "--require-scope",
-    "scope_rules",
-    multiple=True,
-    type=Listed(),
-    help='"[METHODS] PATTERN=SCOPES", e.g. "POST /auth-api/items=write".',
-)
-@env_option(
-    PREFIX,
-    "--claim-header",
-    "claim_headers",
-    multiple=True,
-    type=Listed(),
-    help="HEADER=CLAIM answered with a 200 (repeatable; replaces the defaults "
-    + ", ".join(f"{h.name}={h.claim}" for h in DEFAULT_CLAIM_HEADERS)
-    + ").",
-)
+@edge_rules_options(PREFIX, "the original request")
 @env_option(PREFIX, "--realm", default=DEFAULT_REALM, show_default=True)
 @logging_options(PREFIX)
 def authz(
     host: str,
     port: int,
     validation: ValidatorOptions,
-    protect: tuple[str, ...],
-    scope_rules: tuple[str, ...],
-    claim_headers: tuple[str, ...],
+    rules: EdgeRules,
     realm: str,
     log_level: str,
     log_format: str,
     access_log: bool,
 ) -> None:
     """Answer /decide (nginx, Traefik, Caddy) and /envoy/** (Envoy ext_authz)."""
-    try:
-        settings = AuthzSettings(
-            policy=build_policy(protect, [parse_scope_rule(rule) for rule in scope_rules]),
-            token_header=validation.token_header,
-            claim_headers=tuple(ClaimHeader.parse(h) for h in claim_headers)
-            or DEFAULT_CLAIM_HEADERS,
-            realm=realm,
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    settings = AuthzSettings(
+        policy=rules.policy(),
+        token_header=validation.token_header,
+        claim_headers=rules.identity(),
+        realm=realm,
+    )
     validator = build_validator(validation)
     configure_logging(log_level, log_format)
     uvicorn.run(

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import click
 
-from tokengate.cli.options import Listed, env_option
-from tokengate.edge.claims import DEFAULT_CLAIM_HEADERS
+from tokengate.cli.options import claim_header_option, env_option
 from tokengate.edge.configs import KINDS, EdgeOptions, Kind, render
 from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER
 
@@ -25,16 +24,7 @@ PREFIX = "TOKENGATE_EDGE"
 @env_option(PREFIX, "--upstream", required=True, help="http://HOST:PORT to forward to.")
 @env_option(PREFIX, "--authz", required=True, help="http://HOST:PORT[/prefix] of tokengate authz.")
 @env_option(PREFIX, "--token-header", default=DEFAULT_TOKEN_HEADER, show_default=True)
-@env_option(
-    PREFIX,
-    "--claim-header",
-    "claim_headers",
-    multiple=True,
-    type=Listed(),
-    help="HEADER=CLAIM, as given to tokengate authz (repeatable; replaces the defaults "
-    + ", ".join(f"{h.name}={h.claim}" for h in DEFAULT_CLAIM_HEADERS)
-    + ").",
-)
+@claim_header_option(PREFIX, "HEADER=CLAIM, as given to tokengate authz")
 def edge_config(
     kind: Kind,
     listen: str,

@@ -14,24 +14,21 @@ import uvicorn
 
 from tokengate.cli.options import (
     Decorator,
-    Listed,
+    EdgeRules,
     ValidatorOptions,
+    edge_rules_options,
     env_option,
     logging_options,
     validator_options,
 )
 from tokengate.cli.validation import build_validator
 from tokengate.gateway import (
-    DEFAULT_CLAIM_HEADERS,
     DEFAULT_METRICS_PATH,
-    ClaimHeader,
     GatewaySettings,
     UpstreamPool,
     UpstreamTimeouts,
-    build_policy,
     create_gateway,
     parse_listen,
-    parse_scope_rule,
 )
 from tokengate.logs import configure_logging
 from tokengate.resource.protocol.responses import DEFAULT_REALM
@@ -61,31 +58,7 @@ def _seconds(name: str, default: float, text: str) -> Decorator:
     show_default=True,
     help="bypass: forward tokens untouched; introspect: validate them here.",
 )
-@env_option(
-    PREFIX,
-    "--protect",
-    multiple=True,
-    type=Listed(),
-    help="introspect: path glob needing a token (repeatable; default /**).",
-)
-@env_option(
-    PREFIX,
-    "--require-scope",
-    "scope_rules",
-    multiple=True,
-    type=Listed(),
-    help='introspect: "[METHODS] PATTERN=SCOPES", e.g. "POST /auth-api/items=write".',
-)
-@env_option(
-    PREFIX,
-    "--claim-header",
-    "claim_headers",
-    multiple=True,
-    type=Listed(),
-    help="introspect: HEADER=CLAIM sent upstream (repeatable; replaces the defaults "
-    + ", ".join(f"{h.name}={h.claim}" for h in DEFAULT_CLAIM_HEADERS)
-    + ").",
-)
+@edge_rules_options(PREFIX, "a request (introspect mode)")
 @env_option(PREFIX, "--realm", default=DEFAULT_REALM, show_default=True)
 @validator_options(PREFIX)
 @env_option(PREFIX, "--preserve-host", is_flag=True, help="Forward Host as is.")
@@ -106,9 +79,7 @@ def gateway(
     upstream: str,
     listen: str,
     mode: str,
-    protect: tuple[str, ...],
-    scope_rules: tuple[str, ...],
-    claim_headers: tuple[str, ...],
+    rules: EdgeRules,
     realm: str,
     validation: ValidatorOptions,
     preserve_host: bool,
@@ -133,10 +104,9 @@ def gateway(
             timeouts=UpstreamTimeouts(connect_timeout, read_timeout, write_timeout, pool_timeout),
             pool=UpstreamPool(max_connections=max_connections, max_keepalive=max_connections),
             preserve_host=preserve_host,
-            policy=build_policy(protect, [parse_scope_rule(rule) for rule in scope_rules]),
+            policy=rules.policy(),
             token_header=validation.token_header,
-            claim_headers=tuple(ClaimHeader.parse(h) for h in claim_headers)
-            or DEFAULT_CLAIM_HEADERS,
+            claim_headers=rules.identity(),
             realm=realm,
             metrics_path=metrics_path or None,
         )

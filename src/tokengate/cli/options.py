@@ -16,7 +16,9 @@ from typing import Any
 
 import click
 
-from tokengate.resource import DEFAULT_TOKEN_HEADER, Timeouts, ValidatorSettings
+from tokengate.edge.claims import DEFAULT_CLAIM_HEADERS, ClaimHeader
+from tokengate.gateway.settings import build_policy, parse_scope_rule
+from tokengate.resource import DEFAULT_TOKEN_HEADER, Policy, Timeouts, ValidatorSettings
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ValidatorSettings)}
@@ -225,5 +227,77 @@ def logging_options(prefix: str) -> Decorator:
         for option in reversed(options):
             command = option(command)
         return command
+
+    return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRules:
+    """What `--protect`, `--require-scope` and `--claim-header` said."""
+
+    protect: tuple[str, ...]
+    scope_rules: tuple[str, ...]
+    claim_headers: tuple[str, ...]
+
+    def policy(self) -> Policy:
+        """Scope rules first, then the protected patterns (none given: `/**`)."""
+        try:
+            return build_policy(self.protect, [parse_scope_rule(r) for r in self.scope_rules])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    def identity(self) -> tuple[ClaimHeader, ...]:
+        """The identity headers (the defaults unless some were given)."""
+        try:
+            return tuple(ClaimHeader.parse(h) for h in self.claim_headers) or DEFAULT_CLAIM_HEADERS
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--claim-header") from None
+
+
+def claim_header_option(prefix: str, text: str) -> Decorator:
+    """`--claim-header HEADER=CLAIM` (repeatable), the same for every command that has it."""
+    defaults = ", ".join(f"{h.name}={h.claim}" for h in DEFAULT_CLAIM_HEADERS)
+    return env_option(
+        prefix,
+        "--claim-header",
+        "claim_headers",
+        multiple=True,
+        type=Listed(),
+        help=f"{text} (repeatable; replaces the defaults {defaults}).",
+    )
+
+
+def edge_rules_options(prefix: str, subject: str) -> Decorator:
+    """`--protect`, `--require-scope`, `--claim-header`; the command receives `rules`."""
+    options = [
+        env_option(
+            prefix,
+            "--protect",
+            multiple=True,
+            type=Listed(),
+            help=f"Path glob of {subject} needing a token (repeatable; default /**).",
+        ),
+        env_option(
+            prefix,
+            "--require-scope",
+            "scope_rules",
+            multiple=True,
+            type=Listed(),
+            help='"[METHODS] PATTERN=SCOPES", e.g. "POST /auth-api/items=write".',
+        ),
+        claim_header_option(prefix, "HEADER=CLAIM for the upstream"),
+    ]
+    names = ("protect", "scope_rules", "claim_headers")
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def collected(**values: Any) -> Any:
+            rules = EdgeRules(*(values.pop(name) for name in names))
+            return command(rules=rules, **values)
+
+        decorated: Callable[..., Any] = collected
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated
 
     return decorate
