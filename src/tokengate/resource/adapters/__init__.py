@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.errors import InvalidToken
+from tokengate.resource.protocol.policy import Policy
 from tokengate.resource.runtime.validator import Validator
 
 
@@ -29,3 +30,16 @@ def validated(claims: object) -> TokenClaims:
     if not isinstance(claims, TokenClaims) or not claims.active:
         raise InvalidToken("the access token could not be validated")
     return claims
+
+
+class Protection:
+    """What every middleware holds: the validator it drives (checked), the policy (default:
+    everything protected), the token header and the challenge realm."""
+
+    def __init__(
+        self, validator: object, adapter: str, policy: Policy | None, token_header: str, realm: str
+    ) -> None:
+        self.validator = require_validator(validator, adapter)
+        self.policy = policy if policy is not None else Policy.protect("/**")
+        self.token_header = token_header
+        self.realm = realm

@@ -16,7 +16,7 @@ from __future__ import annotations
 from tokengate.asgi.send import WEBSOCKET_DENIAL, send_response
 from tokengate.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from tokengate.core.responses import Response
-from tokengate.resource.adapters import require_validator, validated
+from tokengate.resource.adapters import Protection, validated
 from tokengate.resource.protocol.errors import BearerError
 from tokengate.resource.protocol.policy import Policy
 from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_token
@@ -27,7 +27,7 @@ CLAIMS_STATE_KEY = "token_claims"
 _POLICY_VIOLATION = 1008
 
 
-class TokenGateMiddleware:
+class TokenGateMiddleware(Protection):
     """`app` behind bearer-token validation on the paths `policy` protects (default: all)."""
 
     def __init__(
@@ -39,11 +39,8 @@ class TokenGateMiddleware:
         token_header: str = DEFAULT_TOKEN_HEADER,
         realm: str = DEFAULT_REALM,
     ) -> None:
+        super().__init__(validator, "TokenGateMiddleware", policy, token_header, realm)
         self.app = app
-        self.validator = require_validator(validator, "TokenGateMiddleware")
-        self.policy = policy if policy is not None else Policy.protect("/**")
-        self.token_header = token_header
-        self.realm = realm
         # Only these headers can carry the token; the others are never decoded.
         self._token_headers = frozenset({b"authorization", token_header.lower().encode("latin-1")})
 

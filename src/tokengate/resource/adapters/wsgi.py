@@ -20,7 +20,7 @@ from http import HTTPStatus
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tokengate.core.responses import Response
-from tokengate.resource.adapters import require_validator, validated
+from tokengate.resource.adapters import Protection, validated
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.errors import BearerError, ServiceUnavailable
 from tokengate.resource.protocol.policy import Policy, Requirement
@@ -33,7 +33,7 @@ CLAIMS_ENVIRON_KEY = "tokengate.claims"
 _HANDOFF_MARGIN = 1.0
 
 
-class TokenGateWSGIMiddleware:
+class TokenGateWSGIMiddleware(Protection):
     """`app` behind bearer-token validation on the paths `policy` protects (default: all)."""
 
     def __init__(
@@ -45,11 +45,8 @@ class TokenGateWSGIMiddleware:
         token_header: str = DEFAULT_TOKEN_HEADER,
         realm: str = DEFAULT_REALM,
     ) -> None:
+        super().__init__(validator, "TokenGateWSGIMiddleware", policy, token_header, realm)
         self.app = app
-        self.validator = require_validator(validator, "TokenGateWSGIMiddleware")
-        self.policy = policy if policy is not None else Policy.protect("/**")
-        self.token_header = token_header
-        self.realm = realm
         self._environ_key = "HTTP_" + token_header.upper().replace("-", "_")
         self._runtime = self.validator.loop_thread()
         self._wait = self.validator.settings.timeouts.total + _HANDOFF_MARGIN
