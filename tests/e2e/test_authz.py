@@ -3,8 +3,6 @@ relays, a cache miss inside Envoy's 200 ms budget, instant revocation, and an is
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -13,7 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import ServerProcess, create_client, free_port, running_server, wait_http
+from tests.support.servers import (
+    ServerProcess,
+    create_client,
+    free_port,
+    running_process,
+    running_server,
+)
 
 pytestmark = pytest.mark.e2e
 TOKEN_TTL = 600
@@ -34,15 +38,9 @@ def stack(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, tuple[str, str]]
                 "--client-secret-file", str(secret_file), "--protect", "/auth-api/**",
                 "--require-scope", "POST /auth-api/items=write",
                 "--cache-max-ttl", str(TOKEN_TTL)]  # fmt: skip
-        log = (tmp_path / "authz.log").open("wb")
-        process = subprocess.Popen(args, stdout=log, stderr=log, env=dict(os.environ))
-        try:
-            wait_http(f"http://127.0.0.1:{port}/healthz", proc=process)
-            yield server, f"http://127.0.0.1:{port}", app_client
-        finally:
-            process.terminate()
-            process.wait(10)
-            log.close()
+        url = f"http://127.0.0.1:{port}"
+        with running_process(args, url + "/healthz", tmp_path / "authz.log"):
+            yield server, url, app_client
 
 
 def _token(server: ServerProcess, client: tuple[str, str]) -> str:

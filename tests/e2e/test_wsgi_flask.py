@@ -3,9 +3,7 @@ authorization server: the same runtime as ASGI, so instant revocation and single
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import ServerProcess, create_client, free_port, running_server, wait_http
+from tests.support.servers import (
+    ServerProcess,
+    create_client,
+    free_port,
+    running_process,
+    running_server,
+)
 
 pytestmark = pytest.mark.e2e
 TOKEN_TTL = 600
@@ -31,24 +35,16 @@ def stack(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, tuple[str, str]]
     with running_server(database, log_dir=tmp_path) as server:
         port = free_port()
         env = {
-            **os.environ,
             "TG_ISSUER": server.issuer,
             "TG_CLIENT_ID": rs_id,
             "TG_CLIENT_SECRET": rs_secret,
             "TG_MAX_TTL": str(TOKEN_TTL),
             "TG_PORT": str(port),
         }
-        log = (tmp_path / "flask.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.apps.flask_app"], stdout=log, stderr=log, env=env
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/public/ping", proc=process)
-            yield server, f"http://127.0.0.1:{port}", app_client
-        finally:
-            process.terminate()
-            process.wait(10)
-            log.close()
+        url = f"http://127.0.0.1:{port}"
+        args = [sys.executable, "-m", "tests.e2e.apps.flask_app"]
+        with running_process(args, url + "/public/ping", tmp_path / "flask.log", env):
+            yield server, url, app_client
 
 
 def _token(server: ServerProcess, client: tuple[str, str]) -> str:

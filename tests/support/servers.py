@@ -159,3 +159,24 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def running_process(
+    args: Sequence[str], health_url: str, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `args` (output to `log_path`) until the block ends; ready once `health_url` answers."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            list(args), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    try:
+        wait_http(health_url, proc=process)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
