@@ -1,4 +1,5 @@
-"""Schema versions: databases of the first release open and work; steps apply; newer is refused."""
+"""Schema versions: databases of the first release open, upgrade and work; steps apply; newer is
+refused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from tests.support.postgres import fresh_database
 from tokengate.core.credentials import hash_value, new_access_token, new_jti
-from tokengate.core.models import AccessToken, EventKind
+from tokengate.core import audit
+from tokengate.core.models import AccessToken, AdminRole, AdminToken, EventKind
 from tokengate.storage import migrations
 from tokengate.storage.base import Store
 from tokengate.storage.migrations import Migration, SchemaTooNew
@@ -82,8 +84,14 @@ RELEASE_1_ROWS = (
 )
 
 # A step the tests add on top of the real list, to see one applied.
+LATEST = migrations.latest_version()
+NEXT = LATEST + 1
 JTI_INDEX = Index("tokens_jti_test", ("jti",))
-STEP_2 = (Migration(2, "test step", lambda d: [d.create_index(TOKENS, JTI_INDEX)]),)
+STEP_NEXT = (
+    *migrations.MIGRATIONS,
+    Migration(NEXT, "test step", lambda d: [d.create_index(TOKENS, JTI_INDEX)]),
+)
+TOO_NEW = rf"v{NEXT} is newer than this tokengate \(v{LATEST}\)"
 
 
 def old_rows(true: str, false: str) -> list[str]:
@@ -114,12 +122,15 @@ def pg_url() -> Iterator[str]:
 
 
 async def check_old_data_and_everything_works(store: Store) -> None:
-    """The release-1 rows read back, and issue, get, revoke and events_after all work."""
+    """The release-1 rows read back (new columns at their defaults), and issue, get, revoke,
+    events_after, rotation with grace, admin tokens and the audit log all work."""
     client = await store.get_client("tgc_old")
     assert client is not None
     assert client.scopes == frozenset({"read", "write"})
     assert client.audiences == ("https://api.example",)
     assert (client.can_introspect, client.disabled) == (True, False)
+    assert (client.previous_secret_hash, client.registration_token_hash) == (None, None)
+    assert client.auth_method == "client_secret_basic"
     old = await store.get_token(TOKEN_HASH)
     assert old is not None
     assert (old.jti, old.scopes, old.revoked_at) == ("jti-old", frozenset({"read"}), None)
@@ -134,6 +145,21 @@ async def check_old_data_and_everything_works(store: Store) -> None:
     events = await store.events_after(event.position)
     assert [(e.kind, e.token_hash) for e in events] == [(EventKind.TOKEN_REVOKED, TOKEN_HASH)]
     assert await store.last_position() == events[0].position
+    await check_new_features_work(store)
+
+
+async def check_new_features_work(store: Store) -> None:
+    """What migration 2 added: a rotation with grace, an admin token, audited changes."""
+    note = audit.entry(audit.Action.CLIENT_SECRET_ROTATED, "cli", NOW, client_id="tgc_old")
+    assert await store.set_client_secret("tgc_old", "6" * 64, NOW, grace=60, audit=note)
+    rotated = await store.get_client("tgc_old")
+    assert rotated is not None
+    assert rotated.previous_secret_at(NOW) == SECRET_HASH
+    admin = AdminToken("8" * 64, "tgat_id", AdminRole.REGISTER, "ci", NOW, NOW + 60)
+    await store.add_admin_token(admin)
+    assert await store.get_admin_token(admin.token_hash) == admin
+    [logged] = await store.audit_after(0)
+    assert (logged.action, logged.client_id) == (audit.Action.CLIENT_SECRET_ROTATED, "tgc_old")
 
 
 def sqlite_shape(path: Path) -> list[object]:
@@ -178,22 +204,24 @@ async def test_sqlite_release_1_database_opens_and_works(tmp_path: Path) -> None
         await store.close()
 
 
-async def test_sqlite_new_schema_is_the_release_1_schema(tmp_path: Path) -> None:
-    """The generated DDL makes the same tables, columns, keys, rowid choice and indexes."""
+async def test_sqlite_upgraded_release_1_schema_is_the_new_schema(tmp_path: Path) -> None:
+    """A release-1 file, migrated, has the tables, columns, keys, rowid choice and indexes the
+    generated DDL gives an empty file."""
     sqlite_release_1(old := tmp_path / "old.db")
-    store = SQLiteStore(str(new := tmp_path / "new.db"))
-    await store.open()
-    await store.close()
+    for path in (old, new := tmp_path / "new.db"):
+        store = SQLiteStore(str(path))
+        await store.open()
+        await store.close()
     assert sqlite_shape(new) == sqlite_shape(old)
 
 
 def test_sqlite_step_applies_once_and_records_its_version(tmp_path: Path) -> None:
-    """A version-2 step runs on a release-1 file, is recorded, and is not run again."""
+    """Every step runs on a release-1 file, is recorded, and is not run again."""
     sqlite_release_1(path := tmp_path / "old.db")
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        sqlite_migrate(conn, STEP_2)
-        sqlite_migrate(conn, STEP_2)  # already at v2: nothing to do
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        sqlite_migrate(conn, STEP_NEXT)
+        sqlite_migrate(conn, STEP_NEXT)  # already at the newest: nothing to do
+        assert conn.execute("PRAGMA user_version").fetchone() == (NEXT,)
         names = {row[1] for row in conn.execute("PRAGMA index_list(tokens)").fetchall()}
         assert JTI_INDEX.name in names
         assert conn.execute("SELECT COUNT(*) FROM tokens").fetchone() == (1,)
@@ -203,8 +231,8 @@ async def test_sqlite_database_of_a_newer_version_is_refused(tmp_path: Path) -> 
     """After a step this code does not know, the store refuses to open the file."""
     sqlite_release_1(path := tmp_path / "old.db")
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        sqlite_migrate(conn, STEP_2)
-    with pytest.raises(SchemaTooNew, match=r"v2 is newer than this tokengate \(v1\)"):
+        sqlite_migrate(conn, STEP_NEXT)
+    with pytest.raises(SchemaTooNew, match=TOO_NEW):
         await SQLiteStore(str(path)).open()
 
 
@@ -224,9 +252,13 @@ async def test_postgres_release_1_database_opens_and_works(pg_url: str) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_new_schema_is_the_release_1_schema(pg_url: str) -> None:
-    """The generated DDL makes the same columns, types, defaults and indexes."""
+async def test_postgres_upgraded_release_1_schema_is_the_new_schema(pg_url: str) -> None:
+    """A release-1 database, migrated, has the columns, types, defaults and indexes the
+    generated DDL gives an empty one."""
     await postgres_release_1(pg_url)
+    store = PostgresStore(pg_url)
+    await store.open()
+    await store.close()
     old = await postgres_shape(pg_url)
     with fresh_database() as fresh:
         store = PostgresStore(fresh)
@@ -237,17 +269,17 @@ async def test_postgres_new_schema_is_the_release_1_schema(pg_url: str) -> None:
 
 @pytest.mark.postgres
 async def test_postgres_step_applies_once_and_records_its_version(pg_url: str) -> None:
-    """A version-2 step runs on a release-1 database, is recorded; then v1 code refuses it."""
+    """Every step runs on a release-1 database, is recorded; then older code refuses it."""
     await postgres_release_1(pg_url)
-    for _ in range(2):  # the second run finds v2 and does nothing
+    for _ in range(2):  # the second run finds the newest version and does nothing
         async with await psycopg.AsyncConnection.connect(pg_url) as conn, conn.transaction():
-            await pg_migrate(conn, STEP_2)
+            await pg_migrate(conn, STEP_NEXT)
     async with await psycopg.AsyncConnection.connect(pg_url) as conn:
         meta = "SELECT value FROM tokengate_meta WHERE key = 'schema_version'"
-        assert await (await conn.execute(meta)).fetchall() == [("2",)]
+        assert await (await conn.execute(meta)).fetchall() == [(str(NEXT),)]
         index = "SELECT 1 FROM pg_indexes WHERE indexname = %s"
         assert await (await conn.execute(index, (JTI_INDEX.name,))).fetchall() == [(1,)]
-    with pytest.raises(SchemaTooNew, match=r"v2 is newer than this tokengate \(v1\)"):
+    with pytest.raises(SchemaTooNew, match=TOO_NEW):
         await PostgresStore(pg_url).open()
 
 
@@ -262,11 +294,15 @@ def test_plan_creates_the_latest_tables_in_an_empty_database() -> None:
 
 
 def test_plan_runs_only_the_steps_after_the_version_found() -> None:
-    """From v1 a v2 step runs; from v2 nothing does; from v3 the database is too new."""
-    assert migrations.plan(1, SQLITE, STEP_2) == [SQLITE.create_index(TOKENS, JTI_INDEX)]
-    assert migrations.plan(2, SQLITE, STEP_2) == []
+    """From the latest version only the next step runs; from the next nothing does; past it the
+    database is too new; from v1 every step runs, in order."""
+    index = SQLITE.create_index(TOKENS, JTI_INDEX)
+    assert migrations.plan(LATEST, SQLITE, STEP_NEXT) == [index]
+    assert migrations.plan(NEXT, SQLITE, STEP_NEXT) == []
     with pytest.raises(SchemaTooNew):
-        migrations.plan(3, SQLITE, STEP_2)
+        migrations.plan(NEXT + 1, SQLITE, STEP_NEXT)
+    every = [s for m in migrations.MIGRATIONS for s in m.statements(SQLITE)]
+    assert migrations.plan(1, SQLITE, STEP_NEXT) == [*every, index]
 
 
 def test_the_real_migration_list_is_in_order() -> None:

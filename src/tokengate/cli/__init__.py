@@ -16,6 +16,19 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "serve": ("tokengate.cli.serve", "serve", "server", "Run the authorization server."),
     "clients": ("tokengate.cli.clients", "clients", "server", "Create and manage clients."),
     "tokens": ("tokengate.cli.tokens", "tokens", "server", "Revoke or purge tokens."),
+    "admin-tokens": (
+        "tokengate.cli.admin_tokens",
+        "admin_tokens",
+        "server",
+        "Create registration (RFC 7591) and management API tokens.",
+    ),
+    "apply": (
+        "tokengate.cli.apply",
+        "apply",
+        "server",
+        "Reconcile clients to a TOML file of [[client]] tables.",
+    ),
+    "audit": ("tokengate.cli.audit", "audit", "server", "Read the audit log."),
     "example-resource-server": (
         "tokengate.cli.example_rs",
         "example_resource_server",

@@ -1,18 +1,17 @@
-"""`tokengate clients ...`: manage confidential clients."""
+"""`tokengate clients ...`: manage confidential clients, on the database or a server."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
 
-from tokengate.cli.common import database_option, run_with_store
-from tokengate.core import credentials
-from tokengate.core.models import Client
-from tokengate.core.scopes import check_resource, format_scope, is_valid_scope_token
-from tokengate.storage import Store
+from tokengate.cli.target import Target, target_options
+from tokengate.core.errors import InvalidClientMetadata
+from tokengate.core.registration import ClientMetadata, check_audiences, check_scope
+from tokengate.management.operations import Document, Operations
+from tokengate.management.service import MAX_GRACE
 
 
 @click.group()
@@ -21,42 +20,31 @@ def clients() -> None:
 
 
 def _scopes(value: str) -> frozenset[str]:
-    scopes = frozenset(value.split())
-    bad = [s for s in scopes if not is_valid_scope_token(s)]
-    if bad:
-        raise click.BadParameter(f"invalid scope token(s): {bad}", param_hint="--scope")
-    return scopes
+    try:
+        return check_scope(" ".join(value.split()))
+    except InvalidClientMetadata as exc:
+        raise click.BadParameter(exc.description, param_hint="--scope") from None
 
 
 def _audiences(values: tuple[str, ...]) -> tuple[str, ...]:
     try:
-        return tuple(dict.fromkeys(check_resource(v) for v in values))
-    except Exception as exc:
-        raise click.BadParameter(str(exc), param_hint="--audience") from exc
+        return check_audiences(list(values))
+    except InvalidClientMetadata as exc:
+        raise click.BadParameter(exc.description, param_hint="--audience") from None
 
 
-def client_view(client: Client) -> dict[str, Any]:
-    """A client as shown to operators: never the secret hash."""
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "scope": format_scope(client.scopes),
-        "audiences": list(client.audiences),
-        "introspect": client.can_introspect,
-        "token_ttl": client.token_ttl,
-        "disabled": client.disabled,
-        "created_at": client.created_at,
-        "secret_rotated_at": client.secret_rotated_at,
-    }
-
-
-def _print_credentials(client_id: str, secret: str, as_json: bool) -> None:
+def _print_credentials(document: Document, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+        click.echo(json.dumps(document))
     else:
-        click.echo(f"client_id:     {client_id}")
-        click.echo(f"client_secret: {secret}")
+        click.echo(f"client_id:     {document['client_id']}")
+        click.echo(f"client_secret: {document['client_secret']}")
         click.echo("Store the secret now: it is shown once and kept only as a hash.", err=True)
+
+
+def _require(found: Any, client_id: str) -> None:
+    if not found:
+        raise click.ClickException(f"no client {client_id}")
 
 
 @clients.command("create")
@@ -65,7 +53,7 @@ def _print_credentials(client_id: str, secret: str, as_json: bool) -> None:
 @click.option("--audience", multiple=True, help="Allowed audience (RFC 8707 resource URI).")
 @click.option("--introspect", is_flag=True, help="May call the introspection endpoint.")
 @click.option("--token-ttl", default=3600, show_default=True, type=click.IntRange(1, 31_536_000))
-@database_option
+@target_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create(
     name: str,
@@ -73,109 +61,95 @@ def create(
     audience: tuple[str, ...],
     introspect: bool,
     token_ttl: int,
-    database: str,
+    target: Target,
     as_json: bool,
 ) -> None:
     """Create a confidential client and print its id and secret (once)."""
-    secret = credentials.new_client_secret()
-    now = int(time.time())
-    client = Client(
-        client_id=credentials.new_client_id(),
-        name=name,
-        secret_hash=credentials.hash_value(secret),
-        scopes=_scopes(scope),
-        audiences=_audiences(audience),
-        can_introspect=introspect,
-        token_ttl=token_ttl,
-        created_at=now,
-        secret_rotated_at=now,
-    )
+    metadata = ClientMetadata(name, _scopes(scope), _audiences(audience), introspect, token_ttl)
 
-    async def add(store: Store) -> None:
-        await store.add_client(client)
+    async def act(ops: Operations) -> Document:
+        return await ops.create_client(metadata)
 
-    run_with_store(database, add)
-    _print_credentials(client.client_id, secret, as_json)
+    _print_credentials(target.run(act), as_json)
 
 
 @clients.command("list")
-@database_option
+@target_options
 @click.option("--json", "as_json", is_flag=True)
-def list_clients(database: str, as_json: bool) -> None:
-    """List clients."""
+def list_clients(target: Target, as_json: bool) -> None:
+    """List clients, with the tokens each was issued in the last hour."""
 
-    async def fetch(store: Store) -> list[Client]:
-        return await store.list_clients()
+    async def act(ops: Operations) -> list[Document]:
+        return await ops.list_clients()
 
-    rows = run_with_store(database, fetch)
+    rows = target.run(act)
     if as_json:
-        click.echo(json.dumps([client_view(c) for c in rows]))
+        click.echo(json.dumps(rows))
         return
     for c in rows:
-        flags = ",".join(
-            f for f, on in (("introspect", c.can_introspect), ("disabled", c.disabled)) if on
-        )
-        click.echo(f"{c.client_id}\t{c.name}\t{format_scope(c.scopes)}\t{flags}")
-
-
-def _require(found: bool, client_id: str) -> None:
-    if not found:
-        raise click.ClickException(f"no client {client_id}")
+        flags = ",".join(f for f in ("introspect", "disabled") if c[f])
+        recent = c.get("tokens_issued_last_hour", 0)
+        click.echo(f"{c['client_id']}\t{c['name']}\t{c['scope']}\t{flags}\t{recent} tokens/h")
 
 
 @clients.command("show")
 @click.argument("client_id")
-@database_option
-def show(client_id: str, database: str) -> None:
-    """Show one client as JSON (without secret material)."""
+@target_options
+def show(client_id: str, target: Target) -> None:
+    """Show one client as JSON, with the state of its secrets (never the secrets)."""
 
-    async def fetch(store: Store) -> Client | None:
-        return await store.get_client(client_id)
+    async def act(ops: Operations) -> Document | None:
+        return await ops.show_client(client_id)
 
-    client = run_with_store(database, fetch)
+    client = target.run(act)
     _require(client is not None, client_id)
-    assert client is not None
-    click.echo(json.dumps(client_view(client), indent=2))
+    click.echo(json.dumps(client, indent=2))
 
 
 @clients.command("rotate-secret")
 @click.argument("client_id")
-@database_option
+@click.option(
+    "--grace",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, MAX_GRACE),
+    help="Seconds the old secret keeps working (0: it stops at once).",
+)
+@target_options
 @click.option("--json", "as_json", is_flag=True)
-def rotate_secret(client_id: str, database: str, as_json: bool) -> None:
-    """Issue a new secret; the old one stops working at once. Issued tokens stay valid."""
-    secret = credentials.new_client_secret()
+def rotate_secret(client_id: str, grace: int, target: Target, as_json: bool) -> None:
+    """Issue a new secret; the old one works --grace more seconds. Issued tokens stay valid."""
 
-    async def rotate(store: Store) -> bool:
-        return await store.set_client_secret(
-            client_id, credentials.hash_value(secret), int(time.time())
-        )
+    async def act(ops: Operations) -> Document | None:
+        return await ops.rotate_secret(client_id, grace)
 
-    _require(run_with_store(database, rotate), client_id)
-    _print_credentials(client_id, secret, as_json)
+    rotated = target.run(act)
+    _require(rotated is not None, client_id)
+    assert rotated is not None
+    _print_credentials(rotated, as_json)
 
 
 @clients.command("disable")
 @click.argument("client_id")
-@database_option
-def disable(client_id: str, database: str) -> None:
+@target_options
+def disable(client_id: str, target: Target) -> None:
     """Disable a client and revoke every token it holds."""
 
-    async def act(store: Store) -> bool:
-        return await store.disable_client(client_id, int(time.time()))
+    async def act(ops: Operations) -> bool:
+        return await ops.disable_client(client_id)
 
-    _require(run_with_store(database, act), client_id)
+    _require(target.run(act), client_id)
     click.echo(f"disabled {client_id}; its tokens are revoked")
 
 
 @clients.command("delete")
 @click.argument("client_id")
-@database_option
-def delete(client_id: str, database: str) -> None:
+@target_options
+def delete(client_id: str, target: Target) -> None:
     """Delete a client and its tokens."""
 
-    async def act(store: Store) -> bool:
-        return await store.delete_client(client_id, int(time.time()))
+    async def act(ops: Operations) -> bool:
+        return await ops.delete_client(client_id)
 
-    _require(run_with_store(database, act), client_id)
+    _require(target.run(act), client_id)
     click.echo(f"deleted {client_id}")

@@ -7,7 +7,8 @@ import time
 import click
 
 from tokengate.cli.common import database_option, read_secret_argument, run_with_store
-from tokengate.core.credentials import hash_value
+from tokengate.cli.target import Target, target_options
+from tokengate.management.operations import Operations
 from tokengate.storage import Store
 
 
@@ -18,15 +19,15 @@ def tokens() -> None:
 
 @tokens.command("revoke")
 @click.argument("token")
-@database_option
-def revoke(token: str, database: str) -> None:
-    """Revoke TOKEN (use - to read it from standard input)."""
-    token_hash = hash_value(read_secret_argument(token))
+@target_options
+def revoke(token: str, target: Target) -> None:
+    """Revoke TOKEN (use - to read it from standard input); audited by its digest only."""
+    value = read_secret_argument(token)
 
-    async def act(store: Store) -> bool:
-        return await store.revoke_token(token_hash, int(time.time()))
+    async def act(ops: Operations) -> bool:
+        return await ops.revoke_token(value)
 
-    if run_with_store(database, act):
+    if target.run(act):
         click.echo("revoked")
     else:
         raise click.ClickException(

@@ -2,6 +2,9 @@
 
 RFC 6749 §2.3.1: `client_secret_basic` (MUST) and `client_secret_post`; the id and secret are
 form-urlencoded before Basic's base64. §2.3: exactly one method per request.
+
+During a rotation's grace a client has two secrets (`Client.previous_secret_at`); both are
+compared, always, so the time taken does not tell which one matched or whether one exists.
 """
 
 from __future__ import annotations
@@ -73,9 +76,31 @@ def presented_credentials(
     return creds
 
 
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """An authenticated client, which of its secrets matched, and until when that one works."""
+
+    client: Client
+    secret_hash: str
+    valid_until: float | None = None  # the previous secret's end of grace; None: the current
+
+
 def authenticate(creds: PresentedCredentials, client: Client | None, realm: str) -> Client:
-    """Check the secret in constant time; unknown, disabled and wrong all look alike."""
-    ok = verify_secret(creds.client_secret, client.secret_hash if client else None)
-    if client is None or not ok or client.disabled:
+    """Check the current secret in constant time; unknown, disabled and wrong all look alike."""
+    return authenticate_at(creds, client, realm, now=None).client
+
+
+def authenticate_at(
+    creds: PresentedCredentials, client: Client | None, realm: str, now: float | None
+) -> Authenticated:
+    """Like `authenticate`, also accepting the previous secret while its grace lasts at `now`
+    (None: never)."""
+    previous = client.previous_secret_at(now) if client is not None and now is not None else None
+    current_ok = verify_secret(creds.client_secret, client.secret_hash if client else None)
+    previous_ok = verify_secret(creds.client_secret, previous)
+    if client is None or client.disabled or not (current_ok or previous_ok):
         raise invalid_client(realm)
-    return client
+    if current_ok:
+        return Authenticated(client, client.secret_hash)
+    assert previous is not None  # previous_ok implies it
+    return Authenticated(client, previous, client.previous_secret_expires_at)

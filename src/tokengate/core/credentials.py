@@ -23,6 +23,8 @@ import zlib
 ACCESS_TOKEN_PREFIX = "tgat_"
 CLIENT_SECRET_PREFIX = "tgcs_"
 CLIENT_ID_PREFIX = "tgc_"
+ADMIN_TOKEN_PREFIX = "tgadm_"  # admin and initial access tokens (RFC 7591 §3)
+REGISTRATION_TOKEN_PREFIX = "tgrat_"  # RFC 7592 registration access tokens
 _ENTROPY_BYTES = 32
 _BODY = r"[A-Za-z0-9_-]{43}"
 _CRC = r"[0-9a-f]{8}"
@@ -51,6 +53,21 @@ def new_access_token() -> str:
 def new_client_secret() -> str:
     """A fresh client secret: `tgcs_` + 256 random bits + CRC32."""
     return _checksummed(CLIENT_SECRET_PREFIX)
+
+
+def new_admin_token() -> str:
+    """A fresh admin or initial access token: `tgadm_` + 256 random bits + CRC32."""
+    return _checksummed(ADMIN_TOKEN_PREFIX)
+
+
+def new_registration_token() -> str:
+    """A fresh RFC 7592 registration access token: `tgrat_` + 256 random bits + CRC32."""
+    return _checksummed(REGISTRATION_TOKEN_PREFIX)
+
+
+def new_public_id(prefix: str) -> str:
+    """A short random public identifier (names an admin token in the audit log)."""
+    return prefix + secrets.token_hex(8)
 
 
 def new_client_id() -> str:

@@ -13,6 +13,12 @@ Exception tree::
     ├── InvalidTarget           400    (RFC 8707 §2)
     ├── UnsupportedTokenType    400    (RFC 7009 §2.2.1)
     ├── AccessDenied            403    (authenticated client lacks a permission)
+    ├── InvalidToken            401    (RFC 6750 §3.1; registration and admin bearer tokens)
+    ├── InsufficientScope       403    (RFC 6750 §3.1; an admin token of the wrong role)
+    ├── InvalidClientMetadata   400    (RFC 7591 §3.2.2, and its siblings below)
+    │   ├── InvalidRedirectUri  400
+    │   └── InvalidSoftwareStatement 400
+    ├── NotFound                404    (management API)
     ├── MethodNotAllowed        405
     ├── UnsupportedMediaType    415
     ├── TooManyRequests         429    (+ `Retry-After`)
@@ -102,6 +108,46 @@ class UnsupportedTokenType(OAuthError):
 class AccessDenied(OAuthError):
     error = "access_denied"
     status_code = 403
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 §3.1: the bearer token is missing, expired, revoked or unknown."""
+
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScope(OAuthError):
+    """RFC 6750 §3.1: the bearer token may not do this."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+
+class InvalidClientMetadata(OAuthError):
+    """RFC 7591 §3.2.2: a metadata value is invalid and the server will not replace it."""
+
+    error = "invalid_client_metadata"
+    status_code = 400
+
+
+class InvalidRedirectUri(InvalidClientMetadata):
+    """RFC 7591 §3.2.2: redirect URIs given (this server has no redirect-based flow)."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidSoftwareStatement(InvalidClientMetadata):
+    """RFC 7591 §3.2.2: a software statement was sent (none are accepted)."""
+
+    error = "invalid_software_statement"
+
+
+class NotFound(OAuthError):
+    """No such resource (the management API)."""
+
+    error = "not_found"
+    status_code = 404
 
 
 class MethodNotAllowed(InvalidRequest):

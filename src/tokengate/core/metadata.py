@@ -1,4 +1,4 @@
-"""RFC 8414 authorization server metadata."""
+"""RFC 8414 authorization server metadata (with RFC 7591 §3's `registration_endpoint`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from tokengate.core.wire import (
     EVENTS_METADATA_MEMBER,
     EVENTS_PATH,
     INTROSPECT_PATH,
+    REGISTER_PATH,
     REVOKE_PATH,
     TOKEN_PATH,
 )
@@ -24,6 +25,7 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "introspection_endpoint": base + INTROSPECT_PATH,
         "revocation_endpoint": base + REVOKE_PATH,
         EVENTS_METADATA_MEMBER: base + EVENTS_PATH,
+        "registration_endpoint": base + REGISTER_PATH,
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

@@ -25,6 +25,8 @@ TOKEN_PATH = "/oauth2/token"
 INTROSPECT_PATH = "/oauth2/introspect"
 REVOKE_PATH = "/oauth2/revoke"
 EVENTS_PATH = "/oauth2/events"
+REGISTER_PATH = "/oauth2/register"  # RFC 7591 §3; RFC 7592 client URIs are under it
+ADMIN_API_PATH = "/admin/api"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 # Our RFC 8414 §2 extension member naming the events endpoint.
 EVENTS_METADATA_MEMBER = "revocation_events_endpoint"
@@ -40,13 +42,14 @@ class EventKind(StrEnum):
     CLIENT_DISABLED = "client_disabled"
     CLIENT_DELETED = "client_deleted"
     SECRET_ROTATED = "secret_rotated"
+    CLIENT_UPDATED = "client_updated"  # metadata changed (scopes, audiences, permissions)
 
 
-# What each kind ends: one token, every token of a client, or (a rotated secret leaves issued
-# tokens valid) nothing a resource server caches.
+# What each kind ends: one token, every token of a client, or (a rotated secret or changed
+# metadata leaves issued tokens valid) nothing a resource server caches.
 TOKEN_KINDS = frozenset({EventKind.TOKEN_REVOKED.value})
 CLIENT_KINDS = frozenset({EventKind.CLIENT_DISABLED.value, EventKind.CLIENT_DELETED.value})
-NO_OP_KINDS = frozenset({EventKind.SECRET_ROTATED.value})
+NO_OP_KINDS = frozenset({EventKind.SECRET_ROTATED.value, EventKind.CLIENT_UPDATED.value})
 
 
 class InvalidEvent(ValueError):

@@ -26,17 +26,22 @@ from tokengate.core.errors import (
 )
 from tokengate.core.responses import Response, error_response, json_response
 from tokengate.core.wire import (
+    ADMIN_API_PATH,
     EVENTS_PATH,
     INTROSPECT_PATH,
     METADATA_PATH,
+    REGISTER_PATH,
     REVOKE_PATH,
     TOKEN_PATH,
 )
 from tokengate.logs import RequestIds
+from tokengate.server.admin_api import AdminApi
+from tokengate.server.admin_auth import AdminGate
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
 from tokengate.server.events import EventHub
 from tokengate.server.metrics import ServerMetrics
+from tokengate.server.registration import Registration
 from tokengate.server.request_headers import request_headers
 from tokengate.server.settings import Settings
 from tokengate.server.stream import EventStream, start_position
@@ -82,11 +87,17 @@ class AuthorizationServer:
         self._stream = EventStream(store, self.hub, self._closing, settings.event_heartbeat)
         self._purger: asyncio.Task[None] | None = None
         e = self.endpoints
+        gate = AdminGate(store, settings.realm, e.security)
+        self.registration = Registration(
+            store, gate, e.body, settings.issuer, clock=clock, on_change=self.hub.poke
+        )
+        self.admin_api = AdminApi(store, gate, e.body, clock, on_change=self.hub.poke)
         self.routes: dict[str, tuple[frozenset[str], Handler]] = {
             TOKEN_PATH: (frozenset({"POST"}), e.token),
             INTROSPECT_PATH: (frozenset({"POST"}), e.introspect),
             REVOKE_PATH: (frozenset({"POST"}), e.revoke),
             METADATA_PATH: (frozenset({"GET", "HEAD"}), e.metadata),
+            REGISTER_PATH: (frozenset({"POST"}), self.registration.register),
             "/healthz": (frozenset({"GET", "HEAD"}), e.health),
             "/metrics": (frozenset({"GET"}), self._metrics),
             OPENAPI_PATH: (frozenset({"GET", "HEAD"}), self._openapi),
@@ -110,7 +121,7 @@ class AuthorizationServer:
             headers = request_headers(scope)
             route = self.routes.get(path)
             if route is None:
-                response = _no_route(path)
+                response = await self._below(scope, receive, headers)
             elif method in route[0]:
                 response = await route[1](receive, headers)
             else:
@@ -147,6 +158,18 @@ class AuthorizationServer:
                 extra={"request_id": request_id, "method": method, "path": path,
                        "status": response.status, "duration_ms": round(elapsed * 1000, 3)},
             )  # fmt: skip
+
+    async def _below(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Response:
+        """Paths with a variable part: RFC 7592 client URIs and the management API."""
+        method, path = scope["method"], scope["path"]
+        if path.startswith(REGISTER_PATH + "/") and "/" not in path[len(REGISTER_PATH) + 1 :]:
+            client_id = path[len(REGISTER_PATH) + 1 :]
+            if client_id:
+                return await self.registration.configure(method, client_id, receive, headers)
+        if path == ADMIN_API_PATH or path.startswith(ADMIN_API_PATH + "/"):
+            query = scope.get("query_string", b"")
+            return await self.admin_api.handle(method, path, query, receive, headers)
+        return _no_route(path)
 
     async def _openapi(self, receive: Receive, headers: dict[str, str]) -> Response:
         """The OpenAPI 3.1 description of these endpoints (kept in the repository)."""

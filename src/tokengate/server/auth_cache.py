@@ -3,10 +3,12 @@
 Clients authenticate on every call with the same credentials, so re-parsing Basic, hashing
 the secret and reading the client row each time is pure overhead. Entries are keyed by the
 SHA-256 of the presented `Authorization` value (never the value), live at most `ttl` seconds,
-and are dropped as soon as the event log reports a secret rotation, a disable or a delete for
-that client (see `EventHub`): within one hub poll interval (SQLite) or one NOTIFY
+and are dropped as soon as the event log reports a secret rotation, an update, a disable or a
+delete for that client (see `EventHub`): within one hub poll interval (SQLite) or one NOTIFY
 (PostgreSQL) for changes made by other processes. Token issuance does not depend on that
-delay: its insert re-checks the client's state and secret atomically (`add_token`).
+delay: its insert re-checks the client's state and secret atomically (`add_token`). An entry
+made with a previous secret in its rotation grace lives no longer than the grace, so the old
+secret stops at the grace end here too, on every replica, with no event needed.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from tokengate.core.client_auth import Authenticated
 from tokengate.core.credentials import hash_value
-from tokengate.core.models import Client, EventKind, RevocationEvent
+from tokengate.core.models import EventKind, RevocationEvent
 
 _INVALIDATING = frozenset(
-    {EventKind.SECRET_ROTATED, EventKind.CLIENT_DISABLED, EventKind.CLIENT_DELETED}
+    {
+        EventKind.SECRET_ROTATED,
+        EventKind.CLIENT_UPDATED,
+        EventKind.CLIENT_DISABLED,
+        EventKind.CLIENT_DELETED,
+    }
 )
 
 
 class AuthCache:
-    """Authorization header digest → authenticated `Client`, bounded in size and age."""
+    """Authorization header digest → `Authenticated` client, bounded in size and age."""
 
     def __init__(
         self,
@@ -34,9 +42,9 @@ class AuthCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: dict[str, tuple[Client, float]] = {}
+        self._entries: dict[str, tuple[Authenticated, float]] = {}
 
-    def get(self, authorization: str) -> Client | None:
+    def get(self, authorization: str) -> Authenticated | None:
         """The cached client for this header value, if still fresh."""
         key = hash_value(authorization)
         entry = self._entries.get(key)
@@ -47,20 +55,28 @@ class AuthCache:
             return None
         return entry[0]
 
-    def put(self, authorization: str, client: Client) -> None:
-        """Remember a successful authentication."""
+    def put(self, authorization: str, auth: Authenticated, wall_now: float = 0.0) -> None:
+        """Remember a successful authentication; one by a previous secret lives until its grace
+        ends (`auth.valid_until`, wall-clock time, compared with `wall_now`)."""
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # rare: many distinct callers; start over rather than scan
-        self._entries[hash_value(authorization)] = (client, self._clock() + self.ttl)
+        ttl = self.ttl
+        if auth.valid_until is not None:
+            ttl = min(ttl, auth.valid_until - wall_now)
+            if ttl <= 0:
+                return
+        self._entries[hash_value(authorization)] = (auth, self._clock() + ttl)
 
     def forget(self, client_id: str) -> None:
         """Drop every entry of one client."""
-        self._entries = {k: v for k, v in self._entries.items() if v[0].client_id != client_id}
+        self._entries = {
+            k: v for k, v in self._entries.items() if v[0].client.client_id != client_id
+        }
 
     def on_events(self, events: list[RevocationEvent]) -> None:
         """Hub listener: forget clients whose credentials or state changed."""
         changed = {e.client_id for e in events if e.kind in _INVALIDATING}
         if changed:
             self._entries = {
-                k: v for k, v in self._entries.items() if v[0].client_id not in changed
+                k: v for k, v in self._entries.items() if v[0].client.client_id not in changed
             }

@@ -14,11 +14,12 @@ from tokengate.asgi.body import BodyReader
 from tokengate.asgi.types import Receive
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
 from tokengate.core.credentials import hash_value
-from tokengate.core.errors import InvalidClient
+from tokengate.core.errors import InvalidClient, TooManyRequests
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
 from tokengate.core.models import Client
 from tokengate.core.responses import Response, json_response
+from tokengate.server.audit_log import SecurityEvents
 from tokengate.server.auth_cache import AuthCache
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.request_headers import PEER
@@ -57,6 +58,7 @@ class Endpoints:
         self.body = BodyReader(settings.max_body_bytes, settings.body_timeout)
         self.throttle = AuthThrottle(settings.throttle)
         self.token_cache = TokenCache(is_trusted=cache_trusted)
+        self.security = SecurityEvents(store, clock, settings.throttle.window_seconds)
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -67,14 +69,20 @@ class Endpoints:
             check_content_type(None)
         return parse_form(body)
 
-    async def _client(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
+    async def _client(
+        self, headers: dict[str, str], form: dict[str, list[str]]
+    ) -> client_auth.Authenticated:
         realm = self.settings.realm
         creds = client_auth.presented_credentials(headers.get("authorization"), form, realm)
         peer = headers.get(PEER, "")
-        self.throttle.check(creds.client_id, peer)
+        try:
+            self.throttle.check(creds.client_id, peer)
+        except TooManyRequests:
+            await self.security.throttled(creds.client_id, peer)
+            raise
         stored = await self.store.get_client(creds.client_id)
         try:
-            return client_auth.authenticate(creds, stored, realm)
+            return client_auth.authenticate_at(creds, stored, realm, self.clock())
         except InvalidClient:
             self.throttle.failed(creds.client_id, peer)
             raise
@@ -87,31 +95,39 @@ class Endpoints:
             return None
         return authorization
 
-    def _cached_client(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client | None:
+    def _cached_client(
+        self, headers: dict[str, str], form: dict[str, list[str]]
+    ) -> client_auth.Authenticated | None:
         """The client a previous request authenticated with this same Basic header, if any."""
         key = self._cache_key(headers, form)
         return None if key is None else self.auth_cache.get(key)
 
-    async def _authenticated(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
+    async def _authenticated(
+        self, headers: dict[str, str], form: dict[str, list[str]]
+    ) -> client_auth.Authenticated:
         """The authenticated client, from the auth cache when the same Basic header was seen."""
         return self._cached_client(headers, form) or await self._authenticate(headers, form)
 
-    async def _authenticate(self, headers: dict[str, str], form: dict[str, list[str]]) -> Client:
+    async def _authenticate(
+        self, headers: dict[str, str], form: dict[str, list[str]]
+    ) -> client_auth.Authenticated:
         """Check the credentials (an auth-cache miss) and remember the client."""
-        client = await self._client(headers, form)
+        auth = await self._client(headers, form)
         key = self._cache_key(headers, form)
         if key is not None:
-            self.auth_cache.put(key, client)
-        return client
+            self.auth_cache.put(key, auth, self.clock())
+        return auth
 
     async def token(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 6749 §4.4 token request → §5.1 response."""
         form = await self._form(receive, headers)
-        client = await self._authenticated(headers, form)
+        auth = await self._authenticated(headers, form)
+        client = auth.client
         issued = token_endpoint.issue(client, form, int(self.clock()))
         try:
-            # Atomic with the insert: the client is still enabled and still has this secret.
-            await self.store.add_token(issued.record, secret_hash=client.secret_hash)
+            # Atomic with the insert: the client is still enabled and still has this secret
+            # (the current one, or the previous one within its grace).
+            await self.store.add_token(issued.record, secret_hash=auth.secret_hash)
         except StaleClient:
             self.auth_cache.forget(client.client_id)
             raise client_auth.invalid_client(self.settings.realm) from None
@@ -121,7 +137,9 @@ class Endpoints:
     async def introspect(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""
         form = await self._form(receive, headers)
-        caller = self._cached_client(headers, form) or await self._authenticate(headers, form)
+        caller = (
+            self._cached_client(headers, form) or await self._authenticate(headers, form)
+        ).client
         self._check_may_introspect(caller)
         token = introspection.presented_token(form)
         token_hash = hash_value(token)
@@ -156,7 +174,7 @@ class Endpoints:
         self, headers: dict[str, str], form: dict[str, list[str]]
     ) -> Client:
         """RFC 7662 §2.1: only clients created with the introspect permission may ask."""
-        caller = await self._authenticated(headers, form)
+        caller = (await self._authenticated(headers, form)).client
         self._check_may_introspect(caller)
         return caller
 
@@ -167,7 +185,7 @@ class Endpoints:
     async def revoke(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7009 §2: 200 whether or not anything was revoked; durable before the 200."""
         form = await self._form(receive, headers)
-        caller = await self._authenticated(headers, form)
+        caller = (await self._authenticated(headers, form)).client
         token_hash = revocation.token_hash_to_revoke(form)
         token = await self.store.get_token(token_hash) if token_hash else None
         if token_hash is not None and revocation.may_revoke(token, caller):

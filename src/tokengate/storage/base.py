@@ -1,4 +1,4 @@
-"""The storage interface: three small Protocols every backend implements.
+"""The storage interface: small Protocols every backend implements.
 
 Backends store hashes only (see `tokengate.core.credentials`). Every operation that ends a
 token's validity before its `exp` appends a `RevocationEvent` in the same transaction, so the
@@ -7,14 +7,20 @@ event log is durable, ordered by `position`, and replayable (issue: instant revo
 A backend raises `StorageUnavailable` (its driver's error as the cause) when the database is
 unreachable or too busy right now: the server answers 503 with Retry-After (RFC 6749 §5.2
 `temporarily_unavailable`) instead of 500, and never needs to import a database driver.
+
+Every management write takes an optional `audit` entry that the backend appends in the same
+transaction as the change, and only when the change happened (a write that finds no such
+client returns False and appends nothing; the caller records that outcome on its own).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Protocol
 
-from tokengate.core.models import AccessToken, Client, RevocationEvent
+from tokengate.core.audit import AuditEntry
+from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
 
 
 class StaleClient(Exception):
@@ -46,10 +52,18 @@ def is_outage(exc: BaseException) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class ClientActivity:
+    """What a console shows next to a client: recent issuance and the last one."""
+
+    issued_since: int  # tokens issued at or after the `since` asked for
+    last_issued_at: int | None  # the newest token still stored
+
+
 class ClientStore(Protocol):
     """Confidential clients, looked up on every authenticated request."""
 
-    async def add_client(self, client: Client) -> None:
+    async def add_client(self, client: Client, *, audit: AuditEntry | None = None) -> None:
         """Insert a new client; raises `ValueError` if the id exists."""
 
     async def get_client(self, client_id: str) -> Client | None:
@@ -58,14 +72,42 @@ class ClientStore(Protocol):
     async def list_clients(self) -> list[Client]:
         """All clients, ordered by creation time then id."""
 
-    async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
-        """Replace the secret hash (rotation); False if no such client. Emits SECRET_ROTATED."""
+    async def update_client(
+        self, client: Client, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        """Replace the client's metadata (name, scopes, audiences, introspection, TTL, auth
+        method, registration token hash) and re-enable it if `client.disabled` is False; the
+        secrets and `created_at` are kept. Emits CLIENT_UPDATED; False if no such client.
+        Disabling goes through `disable_client` (it revokes tokens): a disabled `client` is a
+        `ValueError`."""
 
-    async def disable_client(self, client_id: str, at: int) -> bool:
+    async def set_client_secret(
+        self,
+        client_id: str,
+        secret_hash: str,
+        at: int,
+        *,
+        grace: int = 0,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        """Replace the secret hash (rotation); False if no such client. Emits SECRET_ROTATED.
+
+        With `grace` > 0 the replaced secret stays valid until `at + grace` (at most two
+        secrets: an older previous one is dropped); with 0 it stops at once."""
+
+    async def disable_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         """Disable the client and revoke all its live tokens; emits CLIENT_DISABLED."""
 
-    async def delete_client(self, client_id: str, at: int) -> bool:
+    async def delete_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         """Delete the client and its tokens; emits CLIENT_DELETED."""
+
+    async def client_activity(self, since: int) -> dict[str, ClientActivity]:
+        """Per client id with stored tokens: how many were issued at or after `since`, and the
+        newest issue time."""
 
 
 class TokenStore(Protocol):
@@ -84,8 +126,12 @@ class TokenStore(Protocol):
     async def get_token(self, token_hash: str) -> AccessToken | None:
         """The token with this hash, whatever its state; None if unknown or purged."""
 
-    async def revoke_token(self, token_hash: str, at: int) -> bool:
-        """Mark revoked (durably) and emit TOKEN_REVOKED; False if unknown or already revoked."""
+    async def revoke_token(
+        self, token_hash: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        """Mark revoked (durably) and emit TOKEN_REVOKED; False if unknown or already revoked.
+
+        With `audit`, the entry is appended with the token's `client_id` filled in."""
 
     async def purge_expired(self, before: int) -> int:
         """Delete tokens whose `expires_at` <= `before`; returns how many."""
@@ -105,7 +151,35 @@ class EventStore(Protocol):
         """Position of the newest event, 0 when there is none."""
 
 
-class Store(ClientStore, TokenStore, EventStore, Protocol):
+class AdminTokenStore(Protocol):
+    """Registration (RFC 7591 §3 initial access) and management credentials, by hash."""
+
+    async def add_admin_token(self, token: AdminToken, *, audit: AuditEntry | None = None) -> None:
+        """Persist a new admin token; `ValueError` if the hash exists."""
+
+    async def get_admin_token(self, token_hash: str) -> AdminToken | None:
+        """The admin token with this hash, whatever its state."""
+
+
+class AuditStore(Protocol):
+    """The append-only audit log."""
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        """Append one entry on its own (security events, refused or failed actions)."""
+
+    async def audit_after(
+        self,
+        position: int = 0,
+        *,
+        since: int = 0,
+        client_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """Entries with `position` > the given one and `occurred_at` >= `since`, of one client
+        if given, oldest first."""
+
+
+class Store(ClientStore, TokenStore, EventStore, AdminTokenStore, AuditStore, Protocol):
     """A complete backend. `open` creates the schema (idempotent, safe to race)."""
 
     async def open(self) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
-from tokengate.storage.base import StaleClient
+from tokengate.core.audit import AuditEntry
+from tokengate.core.models import AccessToken, AdminToken, Client, EventKind, RevocationEvent
+from tokengate.storage.base import ClientActivity, StaleClient
 
 
 class MemoryStore:
@@ -15,6 +16,8 @@ class MemoryStore:
         self._clients: dict[str, Client] = {}
         self._tokens: dict[str, AccessToken] = {}
         self._events: list[RevocationEvent] = []
+        self._admin_tokens: dict[str, AdminToken] = {}
+        self._audit: list[AuditEntry] = []
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -28,10 +31,17 @@ class MemoryStore:
         position = len(self._events) + 1
         self._events.append(RevocationEvent(position, kind, client_id, token_hash, at))
 
-    async def add_client(self, client: Client) -> None:
+    def _record(self, audit: AuditEntry | None, client_id: str | None = None) -> None:
+        if audit is not None:
+            if client_id is not None:
+                audit = dataclasses.replace(audit, client_id=client_id)
+            self._audit.append(dataclasses.replace(audit, position=len(self._audit) + 1))
+
+    async def add_client(self, client: Client, *, audit: AuditEntry | None = None) -> None:
         if client.client_id in self._clients:
             raise ValueError(f"client {client.client_id} exists")
         self._clients[client.client_id] = client
+        self._record(audit)
 
     async def get_client(self, client_id: str) -> Client | None:
         return self._clients.get(client_id)
@@ -39,17 +49,53 @@ class MemoryStore:
     async def list_clients(self) -> list[Client]:
         return sorted(self._clients.values(), key=lambda c: (c.created_at, c.client_id))
 
-    async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
+    async def update_client(
+        self, client: Client, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        if client.disabled:
+            raise ValueError("disable a client with disable_client")
+        stored = self._clients.get(client.client_id)
+        if stored is None:
+            return False
+        self._clients[client.client_id] = dataclasses.replace(
+            client,
+            secret_hash=stored.secret_hash,
+            secret_rotated_at=stored.secret_rotated_at,
+            previous_secret_hash=stored.previous_secret_hash,
+            previous_secret_expires_at=stored.previous_secret_expires_at,
+            created_at=stored.created_at,
+        )
+        self._emit(EventKind.CLIENT_UPDATED, client.client_id, at)
+        self._record(audit)
+        return True
+
+    async def set_client_secret(
+        self,
+        client_id: str,
+        secret_hash: str,
+        at: int,
+        *,
+        grace: int = 0,
+        audit: AuditEntry | None = None,
+    ) -> bool:
         client = self._clients.get(client_id)
         if client is None:
             return False
+        previous = client.secret_hash if grace > 0 else None
         self._clients[client_id] = dataclasses.replace(
-            client, secret_hash=secret_hash, secret_rotated_at=at
+            client,
+            secret_hash=secret_hash,
+            secret_rotated_at=at,
+            previous_secret_hash=previous,
+            previous_secret_expires_at=at + grace if grace > 0 else None,
         )
         self._emit(EventKind.SECRET_ROTATED, client_id, at)
+        self._record(audit)
         return True
 
-    async def disable_client(self, client_id: str, at: int) -> bool:
+    async def disable_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         client = self._clients.get(client_id)
         if client is None:
             return False
@@ -58,19 +104,32 @@ class MemoryStore:
             if token.client_id == client_id and token.revoked_at is None:
                 self._tokens[key] = dataclasses.replace(token, revoked_at=at)
         self._emit(EventKind.CLIENT_DISABLED, client_id, at)
+        self._record(audit)
         return True
 
-    async def delete_client(self, client_id: str, at: int) -> bool:
+    async def delete_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         if self._clients.pop(client_id, None) is None:
             return False
         self._tokens = {k: t for k, t in self._tokens.items() if t.client_id != client_id}
         self._emit(EventKind.CLIENT_DELETED, client_id, at)
+        self._record(audit)
         return True
+
+    async def client_activity(self, since: int) -> dict[str, ClientActivity]:
+        out: dict[str, ClientActivity] = {}
+        for token in self._tokens.values():
+            seen = out.get(token.client_id, ClientActivity(0, None))
+            last = max(seen.last_issued_at or token.issued_at, token.issued_at)
+            recent = seen.issued_since + (token.issued_at >= since)
+            out[token.client_id] = ClientActivity(recent, last)
+        return out
 
     async def add_token(self, token: AccessToken, *, secret_hash: str | None = None) -> None:
         if secret_hash is not None:
             client = self._clients.get(token.client_id)
-            if client is None or client.disabled or client.secret_hash != secret_hash:
+            if client is None or client.disabled or not _guard_holds(client, secret_hash, token):
                 raise StaleClient(token.client_id)
         if token.token_hash in self._tokens:
             raise ValueError(f"token {token.jti} exists")
@@ -79,12 +138,15 @@ class MemoryStore:
     async def get_token(self, token_hash: str) -> AccessToken | None:
         return self._tokens.get(token_hash)
 
-    async def revoke_token(self, token_hash: str, at: int) -> bool:
+    async def revoke_token(
+        self, token_hash: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         token = self._tokens.get(token_hash)
         if token is None or token.revoked_at is not None:
             return False
         self._tokens[token_hash] = dataclasses.replace(token, revoked_at=at)
         self._emit(EventKind.TOKEN_REVOKED, token.client_id, at, token_hash)
+        self._record(audit, token.client_id)
         return True
 
     async def purge_expired(self, before: int) -> int:
@@ -98,3 +160,35 @@ class MemoryStore:
 
     async def last_position(self) -> int:
         return len(self._events)
+
+    async def add_admin_token(self, token: AdminToken, *, audit: AuditEntry | None = None) -> None:
+        if token.token_hash in self._admin_tokens:
+            raise ValueError(f"admin token {token.token_id} exists")
+        self._admin_tokens[token.token_hash] = token
+        self._record(audit)
+
+    async def get_admin_token(self, token_hash: str) -> AdminToken | None:
+        return self._admin_tokens.get(token_hash)
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        self._record(entry)
+
+    async def audit_after(
+        self,
+        position: int = 0,
+        *,
+        since: int = 0,
+        client_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        found = (
+            e
+            for e in self._audit[position:]
+            if e.occurred_at >= since and (client_id is None or e.client_id == client_id)
+        )
+        return [e for _, e in zip(range(limit), found, strict=False)]
+
+
+def _guard_holds(client: Client, secret_hash: str, token: AccessToken) -> bool:
+    """The token endpoint's secret is the client's current one, or its previous one in grace."""
+    return secret_hash in (client.secret_hash, client.previous_secret_at(token.issued_at))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tokengate.storage.schema import Dialect
+from tokengate.storage.schema import ADMIN_TOKENS, AUDIT, CLIENTS, Dialect
 
 FIRST_VERSION = 1  # the schema of the first release, created before migrations existed
 
@@ -32,8 +32,19 @@ class Migration:
     statements: Callable[[Dialect], Sequence[str]]
 
 
-# Versions after the first, in order. None yet: version 1 is the current schema.
-MIGRATIONS: tuple[Migration, ...] = ()
+def _v2(d: Dialect) -> list[str]:
+    # Named columns, not "the columns after the tenth": a later step may add more.
+    added = ["previous_secret_hash", "previous_secret_expires_at"]
+    added += ["registration_token_hash", "auth_method"]
+    return [d.add_column(CLIENTS, name) for name in added] + d.create_statements(
+        (ADMIN_TOKENS, AUDIT)
+    )
+
+
+# Versions after the first, in order.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "rotation with grace, RFC 7591/7592 registration, admin tokens, audit log", _v2),
+)
 
 
 class SchemaTooNew(RuntimeError):

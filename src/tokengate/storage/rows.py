@@ -12,8 +12,17 @@ import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tokengate.core.models import AccessToken, Client, RevocationEvent
-from tokengate.storage.schema import CLIENTS, EVENTS, TOKENS, Table
+from tokengate.core.audit import AuditEntry
+from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
+from tokengate.storage.schema import (
+    ADMIN_TOKENS,
+    AUDIT,
+    CLIENT_METADATA,
+    CLIENTS,
+    EVENTS,
+    TOKENS,
+    Table,
+)
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -50,9 +59,28 @@ class RowCodec(Generic[_R]):
 CLIENT_ROWS = RowCodec(CLIENTS, Client)
 TOKEN_ROWS = RowCodec(TOKENS, AccessToken)
 EVENT_ROWS = RowCodec(EVENTS, RevocationEvent)
+ADMIN_TOKEN_ROWS = RowCodec(ADMIN_TOKENS, AdminToken)
+AUDIT_ROWS = RowCodec(AUDIT, AuditEntry)
 
 client_row = CLIENT_ROWS.row
 client_from_row = CLIENT_ROWS.record
 token_row = TOKEN_ROWS.row
 token_from_row = TOKEN_ROWS.record
 event_from_row = EVENT_ROWS.record
+admin_token_row = ADMIN_TOKEN_ROWS.row
+admin_token_from_row = ADMIN_TOKEN_ROWS.record
+audit_from_row = AUDIT_ROWS.record
+
+
+def audit_row(record: AuditEntry) -> tuple[Any, ...]:
+    """The written columns of an entry (the database assigns `position`)."""
+    return AUDIT_ROWS.row(record)[1:]
+
+
+_METADATA_AT = [CLIENTS.names.index(name) for name in CLIENT_METADATA]
+
+
+def client_update_params(client: Client) -> tuple[Any, ...]:
+    """The parameters of `Dialect.update_client_metadata`: the metadata, then the id."""
+    row = client_row(client)
+    return (*(row[i] for i in _METADATA_AT), client.client_id)

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokengate.core.models import EventKind
+from tokengate.core.audit import Action, Outcome
+from tokengate.core.models import AdminRole, EventKind
 
 
 class Type(enum.Enum):
@@ -48,6 +49,9 @@ AUDIENCES = Codec(
 )
 FLAG = Codec(lambda flag: flag, bool)
 EVENT_KIND = Codec(lambda kind: kind.value, EventKind)
+ADMIN_ROLE = Codec(lambda role: role.value, AdminRole)
+ACTION = Codec(lambda action: action.value, Action)
+OUTCOME = Codec(lambda outcome: outcome.value, Outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,7 @@ class Column:
     name: str
     type: Type
     nullable: bool = False
-    default: bool | int | None = None
+    default: bool | int | str | None = None
     codec: Codec | None = None
 
 
@@ -103,12 +107,23 @@ CLIENTS = Table(
         Column("disabled", Type.BOOLEAN, default=False, codec=FLAG),
         Column("created_at", Type.INTEGER),
         Column("secret_rotated_at", Type.INTEGER),
+        # Added by migration 2 (rotation with grace, RFC 7591/7592 registration).
+        Column("previous_secret_hash", Type.TEXT, nullable=True),
+        Column("previous_secret_expires_at", Type.INTEGER, nullable=True),
+        Column("registration_token_hash", Type.TEXT, nullable=True),
+        Column("auth_method", Type.TEXT, default="client_secret_basic"),
     ),
     primary_key="client_id",
     # Looked up by primary key only: WITHOUT ROWID keeps each row in the key's B-tree, one
     # search per lookup instead of key index, then rowid table.
     without_rowid=True,
 )
+
+# What `update_client` replaces: the metadata, not the secrets, the disabled flag or times.
+CLIENT_METADATA = (
+    "name", "scopes", "audiences", "can_introspect", "token_ttl", "registration_token_hash",
+    "auth_method",
+)  # fmt: skip
 
 TOKENS = Table(
     "tokens",
@@ -145,7 +160,41 @@ EVENTS = Table(
     primary_key="position",
 )
 
-TABLES = (CLIENTS, TOKENS, EVENTS)
+ADMIN_TOKENS = Table(
+    "admin_tokens",
+    (
+        Column("token_hash", Type.TEXT),
+        Column("token_id", Type.TEXT),
+        Column("role", Type.TEXT, codec=ADMIN_ROLE),
+        Column("name", Type.TEXT),
+        Column("created_at", Type.INTEGER),
+        Column("expires_at", Type.INTEGER),
+        Column("revoked_at", Type.INTEGER, nullable=True),
+    ),
+    primary_key="token_hash",
+    without_rowid=True,
+)
+
+AUDIT = Table(
+    "audit",
+    (
+        Column("position", Type.SERIAL),
+        Column("occurred_at", Type.INTEGER),
+        Column("actor", Type.TEXT),
+        Column("action", Type.TEXT, codec=ACTION),
+        Column("outcome", Type.TEXT, codec=OUTCOME),
+        Column("client_id", Type.TEXT, nullable=True),
+        Column("target", Type.TEXT, nullable=True),
+        Column("detail", Type.TEXT),
+    ),
+    primary_key="position",
+    indexes=(
+        Index("audit_client_id", ("client_id",)),
+        Index("audit_occurred_at", ("occurred_at",)),
+    ),
+)
+
+TABLES = (CLIENTS, TOKENS, EVENTS, ADMIN_TOKENS, AUDIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +222,19 @@ class Dialect:
         columns = ", ".join(index.columns)
         return f"CREATE INDEX IF NOT EXISTS {index.name} ON {table.name} ({columns})"
 
+    def add_column(self, table: Table, name: str) -> str:
+        """`ALTER TABLE t ADD COLUMN ...` for one of the table's (latest) columns."""
+        column = next(c for c in table.columns if c.name == name)
+        return f"ALTER TABLE {table.name} ADD COLUMN {self._column(table, column)}"
+
+    def update_client_metadata(self) -> str:
+        """`UPDATE clients SET <metadata> = ..., disabled = false WHERE client_id = ...`."""
+        sets = ", ".join(f"{name} = {self.placeholder}" for name in CLIENT_METADATA)
+        return (
+            f"UPDATE clients SET {sets}, disabled = {self.false}"  # noqa: S608 (identifiers)
+            f" WHERE client_id = {self.placeholder}"
+        )
+
     def params(self, count: int) -> str:
         """`?, ?, ?` or `%s, %s, %s`."""
         return ", ".join([self.placeholder] * count)
@@ -198,9 +260,11 @@ class Dialect:
             parts += ["DEFAULT", self._literal(column.default)]
         return " ".join(parts)
 
-    def _literal(self, value: bool | int) -> str:
+    def _literal(self, value: bool | int | str) -> str:
         if isinstance(value, bool):
             return self.true if value else self.false
+        if isinstance(value, str):  # only this module's constants, never input
+            return "'" + value.replace("'", "''") + "'"
         return str(value)
 
 

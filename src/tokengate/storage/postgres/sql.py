@@ -6,7 +6,16 @@ an array costs ~100 µs more per round trip, so a lone call keeps the scalar sta
 
 from __future__ import annotations
 
-from tokengate.storage.schema import CLIENTS, EVENTS, POSTGRES, TOKENS, insert_into, select
+from tokengate.storage.schema import (
+    ADMIN_TOKENS,
+    AUDIT,
+    CLIENTS,
+    EVENTS,
+    POSTGRES,
+    TOKENS,
+    insert_into,
+    select,
+)
 
 NOTIFY_CHANNEL = "tokengate_events"
 
@@ -14,8 +23,25 @@ CLIENTS_GET = select(CLIENTS) + " WHERE client_id = %s"
 CLIENTS_LIST = select(CLIENTS) + " ORDER BY created_at, client_id"
 CLIENTS_INSERT = POSTGRES.insert(CLIENTS)
 CLIENTS_LOCK = (
-    "SELECT client_id, secret_hash FROM clients WHERE client_id = ANY(%s) AND NOT disabled"
-    " ORDER BY client_id FOR SHARE"
+    "SELECT client_id, secret_hash, previous_secret_hash, previous_secret_expires_at"
+    " FROM clients WHERE client_id = ANY(%s) AND NOT disabled ORDER BY client_id FOR SHARE"
+)
+CLIENTS_UPDATE = POSTGRES.update_client_metadata()
+SECRET_SET = (
+    "UPDATE clients SET previous_secret_hash = CASE WHEN %s > 0 THEN secret_hash END,"
+    " previous_secret_expires_at = CASE WHEN %s > 0 THEN %s::bigint END,"
+    " secret_hash = %s, secret_rotated_at = %s WHERE client_id = %s"
+)
+ACTIVITY = (
+    "SELECT client_id, COUNT(*) FILTER (WHERE issued_at >= %s), MAX(issued_at)"
+    " FROM tokens GROUP BY client_id"
+)
+ADMIN_TOKENS_INSERT = POSTGRES.insert(ADMIN_TOKENS)
+ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = %s"
+AUDIT_INSERT = POSTGRES.insert(AUDIT)
+AUDIT_AFTER = (
+    select(AUDIT) + " WHERE position > %s AND occurred_at >= %s"
+    " AND (%s::text IS NULL OR client_id = %s) ORDER BY position LIMIT %s"
 )
 TOKENS_GET_ONE = select(TOKENS) + " WHERE token_hash = %s"
 TOKENS_GET_MANY = select(TOKENS) + " WHERE token_hash = ANY(%s)"

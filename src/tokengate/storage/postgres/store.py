@@ -21,6 +21,7 @@ A lost or refused connection, a `statement_timeout` or a pool timeout is raised 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -29,15 +30,21 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from tokengate.core.models import AccessToken, Client, EventKind, RevocationEvent
-from tokengate.storage.base import StaleClient, StorageUnavailable
+from tokengate.core.audit import AuditEntry
+from tokengate.core.models import AccessToken, AdminToken, Client, EventKind, RevocationEvent
+from tokengate.storage.base import ClientActivity, StaleClient, StorageUnavailable
 from tokengate.storage.group_commit import GroupCommit
 from tokengate.storage.postgres import sql as q
 from tokengate.storage.postgres.listen import ChangeListener
 from tokengate.storage.postgres.migrate import migrate
 from tokengate.storage.rows import (
+    admin_token_from_row,
+    admin_token_row,
+    audit_from_row,
+    audit_row,
     client_from_row,
     client_row,
+    client_update_params,
     event_from_row,
     token_from_row,
     token_row,
@@ -127,10 +134,11 @@ class PostgresStore:
 
     # -- clients (RFC 6749 §2) ---------------------------------------------------------------
 
-    async def add_client(self, client: Client) -> None:
+    async def add_client(self, client: Client, *, audit: AuditEntry | None = None) -> None:
         try:
-            async with self._connection() as conn:
+            async with self._connection() as conn, conn.transaction():
                 await conn.execute(q.CLIENTS_INSERT, client_row(client))
+                await _audit(conn, audit)
         except psycopg.errors.UniqueViolation as exc:
             raise ValueError(f"client {client.client_id} already stored") from exc
 
@@ -141,15 +149,39 @@ class PostgresStore:
     async def list_clients(self) -> list[Client]:
         return [client_from_row(row) for row in await self._all(q.CLIENTS_LIST)]
 
-    async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
-        sql = "UPDATE clients SET secret_hash = %s, secret_rotated_at = %s WHERE client_id = %s"
+    async def update_client(
+        self, client: Client, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        if client.disabled:
+            raise ValueError("disable a client with disable_client")
         async with self._connection() as conn, conn.transaction():
-            if (await conn.execute(sql, (secret_hash, at, client_id))).rowcount == 0:
+            params = client_update_params(client)
+            if (await conn.execute(q.CLIENTS_UPDATE, params)).rowcount == 0:
                 return False
-            await _emit(conn, EventKind.SECRET_ROTATED, client_id, at)
+            await _emit(conn, EventKind.CLIENT_UPDATED, client.client_id, at)
+            await _audit(conn, audit)
             return True
 
-    async def disable_client(self, client_id: str, at: int) -> bool:
+    async def set_client_secret(
+        self,
+        client_id: str,
+        secret_hash: str,
+        at: int,
+        *,
+        grace: int = 0,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        params = (grace, grace, at + grace, secret_hash, at, client_id)
+        async with self._connection() as conn, conn.transaction():
+            if (await conn.execute(q.SECRET_SET, params)).rowcount == 0:
+                return False
+            await _emit(conn, EventKind.SECRET_ROTATED, client_id, at)
+            await _audit(conn, audit)
+            return True
+
+    async def disable_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         sql = "UPDATE clients SET disabled = TRUE WHERE client_id = %s"
         revoke = "UPDATE tokens SET revoked_at = %s WHERE client_id = %s AND revoked_at IS NULL"
         async with self._connection() as conn, conn.transaction():
@@ -157,16 +189,53 @@ class PostgresStore:
                 return False
             await conn.execute(revoke, (at, client_id))
             await _emit(conn, EventKind.CLIENT_DISABLED, client_id, at)
+            await _audit(conn, audit)
             return True
 
-    async def delete_client(self, client_id: str, at: int) -> bool:
+    async def delete_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         async with self._connection() as conn, conn.transaction():
             sql = "DELETE FROM clients WHERE client_id = %s"
             if (await conn.execute(sql, (client_id,))).rowcount == 0:
                 return False
             await conn.execute("DELETE FROM tokens WHERE client_id = %s", (client_id,))
             await _emit(conn, EventKind.CLIENT_DELETED, client_id, at)
+            await _audit(conn, audit)
             return True
+
+    async def client_activity(self, since: int) -> dict[str, ClientActivity]:
+        rows = await self._all(q.ACTIVITY, (since,))
+        return {row[0]: ClientActivity(int(row[1]), row[2]) for row in rows}
+
+    # -- admin tokens and the audit log ---------------------------------------------------------
+
+    async def add_admin_token(self, token: AdminToken, *, audit: AuditEntry | None = None) -> None:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await conn.execute(q.ADMIN_TOKENS_INSERT, admin_token_row(token))
+                await _audit(conn, audit)
+        except psycopg.errors.UniqueViolation as exc:
+            raise ValueError(f"admin token {token.token_id} already stored") from exc
+
+    async def get_admin_token(self, token_hash: str) -> AdminToken | None:
+        row = await self._one(q.ADMIN_TOKENS_GET, (token_hash,))
+        return admin_token_from_row(row) if row is not None else None
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        async with self._connection() as conn:
+            await _audit(conn, entry)
+
+    async def audit_after(
+        self,
+        position: int = 0,
+        *,
+        since: int = 0,
+        client_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        params = (position, since, client_id, client_id, limit)
+        return [audit_from_row(row) for row in await self._all(q.AUDIT_AFTER, params)]
 
     # -- tokens (RFC 7662, RFC 7009) ------------------------------------------------------------
 
@@ -187,7 +256,7 @@ class PostgresStore:
         """
         async with self._connection() as conn, conn.transaction():
             current = await _current_secrets(conn, items)
-            stale = {id(t) for t, h in items if h is not None and current.get(t.client_id) != h}
+            stale = {id(t) for t, h in items if h is not None and not _holds(current, t, h)}
             fresh = _deduplicated([t for t, _ in items if id(t) not in stale])
             stored = await _insert_tokens(conn, fresh) if fresh else set()
         outcomes: list[Exception | None] = []
@@ -211,7 +280,9 @@ class PostgresStore:
         found = {row[0]: token_from_row(row) for row in rows}
         return [found.get(h) for h in hashes]
 
-    async def revoke_token(self, token_hash: str, at: int) -> bool:
+    async def revoke_token(
+        self, token_hash: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
         sql = (
             "UPDATE tokens SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL"
             " RETURNING client_id"
@@ -221,6 +292,8 @@ class PostgresStore:
             if row is None:
                 return False
             await _emit(conn, EventKind.TOKEN_REVOKED, row[0], at, token_hash)
+            if audit is not None:
+                await _audit(conn, dataclasses.replace(audit, client_id=row[0]))
             return True
 
     async def purge_expired(self, before: int) -> int:
@@ -240,15 +313,35 @@ class PostgresStore:
         return int(row[0]) if row is not None else 0
 
 
+_Secrets = tuple[str, str | None, int | None]  # current hash, previous hash, previous's end
+
+
 async def _current_secrets(
     conn: _Conn, items: list[tuple[AccessToken, str | None]]
-) -> dict[str, str]:
-    """client_id → secret hash of the enabled clients the guarded tokens name, row-locked."""
+) -> dict[str, _Secrets]:
+    """client_id → secrets of the enabled clients the guarded tokens name, row-locked."""
     wanted = sorted({t.client_id for t, h in items if h is not None})
     if not wanted:
         return {}
     rows = await (await conn.execute(q.CLIENTS_LOCK, (wanted,))).fetchall()
-    return dict(rows)
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+def _holds(current: dict[str, _Secrets], token: AccessToken, secret_hash: str) -> bool:
+    """The secret is the client's current one, or its previous one within the grace."""
+    secrets = current.get(token.client_id)
+    if secrets is None:
+        return False
+    now, previous, until = secrets
+    return secret_hash == now or (
+        secret_hash == previous and until is not None and token.issued_at < until
+    )
+
+
+async def _audit(conn: _Conn, entry: AuditEntry | None) -> None:
+    """Append an audit entry in the connection's current transaction."""
+    if entry is not None:
+        await conn.execute(q.AUDIT_INSERT, audit_row(entry))
 
 
 def _deduplicated(tokens: list[AccessToken]) -> list[AccessToken]:

@@ -7,12 +7,24 @@ raises `ValueError` and a stale guarded issue `StaleClient`, failing only that o
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from typing import Any
 
+from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, EventKind
 from tokengate.storage.base import StaleClient
-from tokengate.storage.schema import CLIENTS, EVENTS, SQLITE, TOKENS, insert_into, select
+from tokengate.storage.rows import audit_row
+from tokengate.storage.schema import (
+    ADMIN_TOKENS,
+    AUDIT,
+    CLIENTS,
+    EVENTS,
+    SQLITE,
+    TOKENS,
+    insert_into,
+    select,
+)
 
 PURGE_CHUNK = 5000  # rows per purge transaction, so a big purge never holds the lock long
 
@@ -21,6 +33,15 @@ CLIENTS_LIST = select(CLIENTS) + " ORDER BY created_at, client_id"
 TOKENS_GET = select(TOKENS) + " WHERE token_hash = ?"
 EVENTS_AFTER = select(EVENTS) + " WHERE position > ? ORDER BY position LIMIT ?"
 LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
+ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = ?"
+AUDIT_AFTER = (
+    select(AUDIT) + " WHERE position > ? AND occurred_at >= ? AND (? IS NULL OR client_id = ?)"
+    " ORDER BY position LIMIT ?"
+)
+ACTIVITY = (
+    "SELECT client_id, SUM(CASE WHEN issued_at >= ? THEN 1 ELSE 0 END), MAX(issued_at)"
+    " FROM tokens GROUP BY client_id"
+)
 
 _CLIENTS_INSERT = SQLITE.insert(CLIENTS)
 _TOKENS_INSERT = SQLITE.insert(TOKENS)
@@ -28,7 +49,16 @@ _TOKENS_INSERT = SQLITE.insert(TOKENS)
 # S608: built from `schema` identifiers and placeholders, never from input.
 _TOKENS_INSERT_GUARDED = (
     f"{insert_into(TOKENS)} SELECT {SQLITE.params(len(TOKENS.written))} WHERE EXISTS"  # noqa: S608
-    " (SELECT 1 FROM clients WHERE client_id = ? AND disabled = 0 AND secret_hash = ?)"
+    " (SELECT 1 FROM clients WHERE client_id = ? AND disabled = 0 AND (secret_hash = ?"
+    " OR (previous_secret_hash = ? AND previous_secret_expires_at > ?)))"
+)
+_ADMIN_TOKENS_INSERT = SQLITE.insert(ADMIN_TOKENS)
+_AUDIT_INSERT = SQLITE.insert(AUDIT)
+_CLIENTS_UPDATE = SQLITE.update_client_metadata()
+_SECRET_SET = (
+    "UPDATE clients SET previous_secret_hash = CASE WHEN ? > 0 THEN secret_hash END,"
+    " previous_secret_expires_at = CASE WHEN ? > 0 THEN ? END,"
+    " secret_hash = ?, secret_rotated_at = ? WHERE client_id = ?"
 )
 _EVENTS_INSERT = SQLITE.insert(EVENTS)
 _TOKENS_PURGE = (
@@ -37,9 +67,38 @@ _TOKENS_PURGE = (
 )
 
 
-def insert_client(row: tuple[Any, ...], client_id: str, conn: sqlite3.Connection) -> None:
+def insert_client(
+    row: tuple[Any, ...], client_id: str, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> None:
     """Insert a client row; `ValueError` if the id exists."""
     _insert(_CLIENTS_INSERT, row, f"client {client_id}", conn)
+    append_audit(audit, conn)
+
+
+def update_client(
+    params: tuple[Any, ...], client_id: str, at: int, audit: AuditEntry | None,
+    conn: sqlite3.Connection,
+) -> bool:  # fmt: skip
+    """Replace a client's metadata (`rows.client_update_params`); emits CLIENT_UPDATED."""
+    if conn.execute(_CLIENTS_UPDATE, params).rowcount == 0:
+        return False
+    _emit(conn, EventKind.CLIENT_UPDATED, client_id, at, None)
+    append_audit(audit, conn)
+    return True
+
+
+def insert_admin_token(
+    row: tuple[Any, ...], token_id: str, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> None:
+    """Insert an admin token row; `ValueError` if the hash exists."""
+    _insert(_ADMIN_TOKENS_INSERT, row, f"admin token {token_id}", conn)
+    append_audit(audit, conn)
+
+
+def append_audit(audit: AuditEntry | None, conn: sqlite3.Connection) -> None:
+    """Append an audit entry (in the caller's transaction)."""
+    if audit is not None:
+        conn.execute(_AUDIT_INSERT, audit_row(audit))
 
 
 def insert_token(row: tuple[Any, ...], token: AccessToken, conn: sqlite3.Connection) -> None:
@@ -59,16 +118,23 @@ def insert_token_guarded(
         raise StaleClient(token.client_id)
 
 
-def set_secret(client_id: str, secret_hash: str, at: int, conn: sqlite3.Connection) -> bool:
-    """Rotate the secret hash; emits SECRET_ROTATED."""
-    sql = "UPDATE clients SET secret_hash = ?, secret_rotated_at = ? WHERE client_id = ?"
-    if conn.execute(sql, (secret_hash, at, client_id)).rowcount == 0:
+def set_secret(
+    change: tuple[str, str, int, int], audit: AuditEntry | None, conn: sqlite3.Connection
+) -> bool:
+    """Rotate to (client_id, secret_hash, at, grace): the old secret is kept `grace` seconds;
+    emits SECRET_ROTATED."""
+    client_id, secret_hash, at, grace = change
+    params = (grace, grace, at + grace, secret_hash, at, client_id)
+    if conn.execute(_SECRET_SET, params).rowcount == 0:
         return False
     _emit(conn, EventKind.SECRET_ROTATED, client_id, at, None)
+    append_audit(audit, conn)
     return True
 
 
-def disable_client(client_id: str, at: int, conn: sqlite3.Connection) -> bool:
+def disable_client(
+    client_id: str, at: int, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> bool:
     """Disable the client and revoke its live tokens; emits CLIENT_DISABLED."""
     sql = "UPDATE clients SET disabled = 1 WHERE client_id = ?"
     if conn.execute(sql, (client_id,)).rowcount == 0:
@@ -76,19 +142,25 @@ def disable_client(client_id: str, at: int, conn: sqlite3.Connection) -> bool:
     sql = "UPDATE tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL"
     conn.execute(sql, (at, client_id))
     _emit(conn, EventKind.CLIENT_DISABLED, client_id, at, None)
+    append_audit(audit, conn)
     return True
 
 
-def delete_client(client_id: str, at: int, conn: sqlite3.Connection) -> bool:
+def delete_client(
+    client_id: str, at: int, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> bool:
     """Delete the client and its tokens; emits CLIENT_DELETED."""
     if conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount == 0:
         return False
     conn.execute("DELETE FROM tokens WHERE client_id = ?", (client_id,))
     _emit(conn, EventKind.CLIENT_DELETED, client_id, at, None)
+    append_audit(audit, conn)
     return True
 
 
-def revoke_token(token_hash: str, at: int, conn: sqlite3.Connection) -> bool:
+def revoke_token(
+    token_hash: str, at: int, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> bool:
     """Mark the token revoked; emits TOKEN_REVOKED."""
     sql = (
         "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL"
@@ -98,6 +170,8 @@ def revoke_token(token_hash: str, at: int, conn: sqlite3.Connection) -> bool:
     if not rows:
         return False
     _emit(conn, EventKind.TOKEN_REVOKED, rows[0][0], at, token_hash)
+    if audit is not None:
+        append_audit(dataclasses.replace(audit, client_id=rows[0][0]), conn)
     return True
 
 

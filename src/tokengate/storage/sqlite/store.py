@@ -34,12 +34,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tokengate.core.models import AccessToken, Client, RevocationEvent
-from tokengate.storage.base import StorageUnavailable
+from tokengate.core.audit import AuditEntry
+from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
+from tokengate.storage.base import ClientActivity, StorageUnavailable
 from tokengate.storage.group_commit import GroupCommit
 from tokengate.storage.rows import (
+    admin_token_from_row,
+    admin_token_row,
+    audit_from_row,
     client_from_row,
     client_row,
+    client_update_params,
     event_from_row,
     token_from_row,
     token_row,
@@ -152,31 +157,81 @@ class SQLiteStore:
     async def last_position(self) -> int:
         return int(self._rows(ops.LAST_POSITION)[0][0])
 
+    async def get_admin_token(self, token_hash: str) -> AdminToken | None:
+        rows = self._rows(ops.ADMIN_TOKENS_GET, (token_hash,))
+        return admin_token_from_row(rows[0]) if rows else None
+
+    async def audit_after(
+        self,
+        position: int = 0,
+        *,
+        since: int = 0,
+        client_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        params = (position, since, client_id, client_id, limit)
+        return [audit_from_row(row) for row in self._rows(ops.AUDIT_AFTER, params)]
+
+    async def client_activity(self, since: int) -> dict[str, ClientActivity]:
+        rows = self._rows(ops.ACTIVITY, (since,))
+        return {row[0]: ClientActivity(int(row[1]), row[2]) for row in rows}
+
     # -- writes: group-committed --------------------------------------------------------------
 
-    async def add_client(self, client: Client) -> None:
+    async def add_client(self, client: Client, *, audit: AuditEntry | None = None) -> None:
         row = client_row(client)
-        await self._write(functools.partial(ops.insert_client, row, client.client_id))
+        await self._write(functools.partial(ops.insert_client, row, client.client_id, audit))
 
-    async def set_client_secret(self, client_id: str, secret_hash: str, at: int) -> bool:
-        return await self._write(functools.partial(ops.set_secret, client_id, secret_hash, at))
+    async def update_client(
+        self, client: Client, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        if client.disabled:
+            raise ValueError("disable a client with disable_client")
+        params = client_update_params(client)
+        op = functools.partial(ops.update_client, params, client.client_id, at, audit)
+        return await self._write(op)
 
-    async def disable_client(self, client_id: str, at: int) -> bool:
-        return await self._write(functools.partial(ops.disable_client, client_id, at))
+    async def set_client_secret(
+        self,
+        client_id: str,
+        secret_hash: str,
+        at: int,
+        *,
+        grace: int = 0,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        op = functools.partial(ops.set_secret, (client_id, secret_hash, at, grace), audit)
+        return await self._write(op)
 
-    async def delete_client(self, client_id: str, at: int) -> bool:
-        return await self._write(functools.partial(ops.delete_client, client_id, at))
+    async def disable_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._write(functools.partial(ops.disable_client, client_id, at, audit))
+
+    async def delete_client(
+        self, client_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._write(functools.partial(ops.delete_client, client_id, at, audit))
+
+    async def add_admin_token(self, token: AdminToken, *, audit: AuditEntry | None = None) -> None:
+        row = admin_token_row(token)
+        await self._write(functools.partial(ops.insert_admin_token, row, token.token_id, audit))
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        await self._write(functools.partial(ops.append_audit, entry))
 
     async def add_token(self, token: AccessToken, *, secret_hash: str | None = None) -> None:
         row = token_row(token)
         if secret_hash is None:
             await self._write(functools.partial(ops.insert_token, row, token))
         else:
-            guarded = (*row, token.client_id, secret_hash)
+            guarded = (*row, token.client_id, secret_hash, secret_hash, token.issued_at)
             await self._write(functools.partial(ops.insert_token_guarded, guarded, token))
 
-    async def revoke_token(self, token_hash: str, at: int) -> bool:
-        return await self._write(functools.partial(ops.revoke_token, token_hash, at))
+    async def revoke_token(
+        self, token_hash: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._write(functools.partial(ops.revoke_token, token_hash, at, audit))
 
     async def purge_expired(self, before: int) -> int:
         total = 0
