@@ -15,6 +15,7 @@ from tokengate.core.client_auth import (
     POST,
     PresentedCredentials,
     authenticate,
+    authenticate_at,
     presented_credentials,
 )
 from tokengate.core.credentials import hash_value
@@ -165,3 +166,22 @@ def test_authenticate_failures_look_alike(secret: str, client: Client | None) ->
         "error_description": "client authentication failed",
     }
     assert caught.value.headers == {"WWW-Authenticate": basic_challenge(REALM)}
+
+
+def test_previous_secret_authenticates_only_within_its_grace() -> None:
+    """During a rotation's grace the old secret authenticates, naming the digest it matched
+    and the grace end; at the end it is refused like any wrong secret."""
+    rotated = make_client(
+        secret_hash=hash_value("new-secret"),
+        previous_secret_hash=hash_value(RFC_SECRET),
+        previous_secret_expires_at=1000,
+    )
+    creds = PresentedCredentials(RFC_CLIENT_ID, RFC_SECRET, BASIC)
+    auth = authenticate_at(creds, rotated, REALM, now=999.5)
+    assert (auth.secret_hash, auth.valid_until) == (hash_value(RFC_SECRET), 1000)
+    with pytest.raises(InvalidClient):
+        authenticate_at(creds, rotated, REALM, now=1000)
+    with pytest.raises(InvalidClient):
+        authenticate(creds, rotated, REALM)  # no time given: the previous secret never counts
+    current = PresentedCredentials(RFC_CLIENT_ID, "new-secret", BASIC)
+    assert authenticate_at(current, rotated, REALM, now=5000).valid_until is None

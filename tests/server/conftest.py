@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from tokengate.core import credentials
-from tokengate.core.models import Client
+from tokengate.core.models import AdminRole, Client
+from tokengate.management.service import Management
 from tokengate.server import Settings, create_app
 from tokengate.storage.memory import MemoryStore
 
@@ -84,6 +85,11 @@ class Harness:
         response = await self.token(who, **form)
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
+
+    async def admin_token(self, role: AdminRole = AdminRole.ADMIN, ttl: int = 3600) -> str:
+        """A fresh admin token (or, with REGISTER, an initial access token) value."""
+        management = Management(self.store, "test", self.clock)
+        return (await management.create_admin_token(role, ttl, "test"))[1]
 
     async def introspect(self, rs: Registered, token: str, **form: str) -> httpx.Response:
         return await self.http.post(

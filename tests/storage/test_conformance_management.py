@@ -103,7 +103,9 @@ async def test_update_client_replaces_metadata_and_keeps_secrets(store: Store) -
 
 async def test_update_of_unknown_client_is_false_and_silent(store: Store) -> None:
     """Updating an unknown client returns False, emits nothing and audits nothing."""
-    updated = await store.update_client(make_client("tgc_x"), NOW, audit=note(Action.CLIENT_UPDATED))
+    updated = await store.update_client(
+        make_client("tgc_x"), NOW, audit=note(Action.CLIENT_UPDATED)
+    )
     assert updated is False
     assert await store.last_position() == 0
     assert await store.audit_after(0) == []
@@ -143,7 +145,8 @@ async def test_every_change_appends_its_audit_entry(store: Store) -> None:
     ]  # fmt: skip
     assert entries[3].client_id == "tgc_a"  # filled in from the revoked token
     positions = [e.position for e in entries]
-    assert positions == sorted(set(positions)) and positions[0] > 0
+    assert positions == sorted(set(positions))
+    assert positions[0] > 0
     first = entries[0]
     assert (first.actor, first.outcome, first.detail) == ("cli", Outcome.OK, '{"why":"test"}')
 
@@ -202,7 +205,8 @@ async def test_admin_tokens_round_trip_and_reject_duplicates(store: Store) -> No
     assert await store.get_admin_token("9" * 64) is None
     with pytest.raises(ValueError, match="tgadm_1"):
         await store.add_admin_token(admin)
-    assert admin.is_usable(NOW + 59) and not admin.is_usable(NOW + 60)
+    assert admin.is_usable(NOW + 59)
+    assert not admin.is_usable(NOW + 60)
 
 
 async def test_client_activity_counts_recent_issues_and_the_last_one(store: Store) -> None:

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from tests.support.postgres import fresh_database
-from tokengate.core.credentials import hash_value, new_access_token, new_jti
 from tokengate.core import audit
+from tokengate.core.credentials import hash_value, new_access_token, new_jti
 from tokengate.core.models import AccessToken, AdminRole, AdminToken, EventKind
 from tokengate.storage import migrations
 from tokengate.storage.base import Store
