@@ -10,6 +10,7 @@ the store and the audit log only as SHA-256 digests.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,7 +127,10 @@ class Management:
     async def _rotate(self, client_id: str, digest: str, grace: int) -> bool:
         if not 0 <= grace <= MAX_GRACE:
             raise ValueError(f"grace must be 0 to {MAX_GRACE} seconds")
-        now = self._now()
+        exact = self.clock()
+        now = int(exact)
+        # Times are whole seconds: round the grace end up, so it is never shorter than asked.
+        grace = math.ceil(exact + grace) - now if grace else 0
         until = now + grace if grace else None
         note = self._entry(
             Action.CLIENT_SECRET_ROTATED, client_id, grace=grace, previous_valid_until=until,
