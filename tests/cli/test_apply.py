@@ -4,6 +4,7 @@ refusal of a bad file."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -141,12 +142,12 @@ def test_concurrent_applies_converge(
     path, env = declared
     procs = [
         subprocess.Popen([*TOKENGATE, "apply", str(path), "--database", database],
-                         env={**__import__("os").environ, **env}, stdout=subprocess.PIPE,
+                         env={**os.environ, **env}, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
         for _ in range(4)
     ]  # fmt: skip
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()
     clients = stored(database)
     assert sorted(clients) == ["billing", "edge"]
