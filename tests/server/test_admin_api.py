@@ -143,7 +143,17 @@ async def test_error_paths(
 
 @pytest.mark.parametrize(
     "query",
-    ["since=x", "limit=-1", "since=1&since=2", "bogus=1", "since", "%ff=1", "after=" + "9" * 20],
+    [
+        "since=x",
+        "limit=-1",
+        "since=1&since=2",
+        "bogus=1",
+        "bogus=",
+        "since=",
+        "since",
+        "%ff=1",
+        "after=" + "9" * 20,
+    ],
 )
 async def test_bad_audit_queries_are_400(harness: Harness, query: str) -> None:
     """A malformed, repeated or unknown audit query parameter is invalid_request."""

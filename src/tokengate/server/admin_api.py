@@ -183,7 +183,8 @@ async def _admin_token(request: _Request) -> Response:
 
 async def _audit(request: _Request) -> Response:
     try:
-        query = parse_qs(request.query.decode("ascii"), strict_parsing=bool(request.query))
+        raw = request.query.decode("ascii")
+        query = parse_qs(raw, keep_blank_values=True, strict_parsing=bool(raw))
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("malformed query") from None
     if any(len(v) > 1 for v in query.values()) or set(query) - {
