@@ -192,6 +192,12 @@ async def test_login_refuses_a_token_that_may_not_manage(
         pytest.param({"Origin": "https://evil.example"}, "right", id="cross-site-origin"),
         pytest.param({"Origin": "null"}, "right", id="opaque-origin"),
         pytest.param({"Sec-Fetch-Site": "cross-site"}, "right", id="cross-site-fetch"),
+        pytest.param(
+            {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+            "right",
+            id="same-origin-fetch-but-foreign-origin",
+        ),
+        pytest.param({"Origin": ISSUER, "Sec-Fetch-Site": "none"}, "right", id="fetch-site-none"),
         pytest.param({"Sec-Fetch-Site": "same-site"}, "right", id="same-site-not-origin"),
         pytest.param({}, "right", id="no-origin-at-all"),
     ],
@@ -208,10 +214,21 @@ async def test_csrf_refusals(console: Console, headers: dict[str, str], csrf: st
     assert await console.store.list_clients() == []
 
 
-async def test_same_origin_fetch_metadata_is_enough_without_origin(console: Console) -> None:
-    """Without `Origin`, `Sec-Fetch-Site: same-origin` and the CSRF token pass."""
+@pytest.mark.parametrize(
+    "origin",
+    [
+        pytest.param(None, id="no-origin"),
+        pytest.param("null", id="null-origin-under-no-referrer"),
+        pytest.param(ISSUER, id="our-origin"),
+    ],
+)
+async def test_same_origin_fetch_metadata_passes(console: Console, origin: str | None) -> None:
+    """`Sec-Fetch-Site: same-origin` with our `Origin`, none, or `null` (what Chromium sends
+    under `Referrer-Policy: no-referrer`) and the CSRF token pass."""
     csrf = await console.login()
     headers = {"Sec-Fetch-Site": "same-origin"}
+    if origin is not None:
+        headers["Origin"] = origin
     created = await console.http.post(
         "/admin/clients", data={"csrf": csrf, "name": "ok"}, headers=headers
     )

@@ -3,9 +3,10 @@
 - Session cookie (RFC 6265 §4.1.2): `HttpOnly`, `SameSite=Strict`, `Path=/admin`, and `Secure`
   unless the issuer is plain http on a loopback address (a developer's machine; a non-loopback
   http issuer refuses to start the console at all, see `check_issuer`).
-- CSRF: every state-changing request must come from our own origin (`Origin` equal to the
-  issuer's, or, without one, `Sec-Fetch-Site: same-origin`; neither → refused) and carry the
-  session's synchronizer token (`Session.csrf_matches`).
+- CSRF: every state-changing request must come from our own origin (`Sec-Fetch-Site:
+  same-origin` where the browser sends it, else `Origin` equal to the issuer's; see
+  `BrowserHeaders.same_origin`) and carry the session's synchronizer token
+  (`Session.csrf_matches`).
 - Headers on every answer: a CSP with no inline script or style and no framing,
   `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, `Cache-Control: no-store`, `nosniff`.
 """
@@ -91,10 +92,16 @@ class BrowserHeaders:
         return None
 
     def same_origin(self, expected: str) -> bool:
-        """The request comes from a page of `expected` (the issuer's origin)."""
-        if self.origin is not None:
-            return self.origin == expected
-        return self.fetch_site == "same-origin"
+        """The request comes from a page of `expected` (the issuer's origin).
+
+        `Sec-Fetch-Site` is computed by the browser (no page can set it), so where it is sent
+        it must say `same-origin`. `Origin` must then be `expected`, or `null`: under our
+        `Referrer-Policy: no-referrer` Chromium sends `Origin: null` on a same-origin form
+        POST (Fetch §3.2.5). A browser that sends no `Sec-Fetch-Site` must send our `Origin`.
+        """
+        if self.fetch_site is not None:
+            return self.fetch_site == "same-origin" and self.origin in (None, "null", expected)
+        return self.origin == expected
 
 
 def browser_headers(scope: Scope) -> BrowserHeaders:

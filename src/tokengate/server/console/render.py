@@ -15,6 +15,7 @@ HTML = b"text/html; charset=utf-8"
 STATIC_TYPES = {
     "htmx.min.js": b"text/javascript; charset=utf-8",
     "console.css": b"text/css; charset=utf-8",
+    "favicon.svg": b"image/svg+xml",
 }
 
 
