@@ -23,7 +23,8 @@ from tokengate.core.credentials import hash_value
 IDLE_SECONDS = 15 * 60
 ABSOLUTE_SECONDS = 8 * 3600
 LOGIN_SECONDS = 10 * 60  # a login form's pre-session (it only carries the form's CSRF token)
-MAX_SESSIONS = 10_000
+MAX_PENDING = 10_000
+MAX_SIGNED_IN = 1_000
 
 
 def new_secret() -> str:
@@ -56,19 +57,22 @@ class Session:
 
 
 class Sessions:
-    """Sessions by the digest of their id; bounded (the oldest go first)."""
+    """Sessions by the digest of their id, in two bounded tables: login forms (pre-sessions)
+    and signed-in sessions, so a flood of login-form loads can only push out other login
+    forms, never a signed-in operator."""
 
     def __init__(self, idle: float = IDLE_SECONDS, absolute: float = ABSOLUTE_SECONDS) -> None:
         self.idle = idle
         self.absolute = absolute
-        self._by_digest: OrderedDict[str, Session] = OrderedDict()
+        self._pending = _Table(MAX_PENDING)
+        self._signed = _Table(MAX_SIGNED_IN)
 
     def __len__(self) -> int:
-        return len(self._by_digest)
+        return len(self._pending) + len(self._signed)
 
     def start_login(self, now: float) -> tuple[str, Session]:
         """A pre-session for the login form: its id and the session (with a CSRF token)."""
-        return self._add(Session(new_secret(), now, now, now + LOGIN_SECONDS), now)
+        return self._pending.add(Session(new_secret(), now, now, now + LOGIN_SECONDS), now)
 
     def sign_in(
         self, old_id: str, actor: str, admin_token_hash: str, token_expires: float, now: float
@@ -78,41 +82,57 @@ class Sessions:
         self.end(old_id)
         expires = min(now + self.absolute, token_expires)
         session = Session(new_secret(), now, now, expires, admin_token_hash, actor)
-        return self._add(session, now)
+        return self._signed.add(session, now)
 
     def get(self, session_id: str | None, now: float) -> Session | None:
         """The live session with this id, touched; None if unknown, idle too long or expired."""
         if not session_id or len(session_id) > 128:
             return None
         digest = hash_value(session_id)
-        session = self._by_digest.get(digest)
-        if session is None:
-            return None
-        if now >= session.expires_at or now - session.last_seen >= self.idle:
-            del self._by_digest[digest]
-            return None
-        session.last_seen = now
-        return session
+        for table in (self._signed, self._pending):
+            session = table.get(digest)
+            if session is None:
+                continue
+            if now >= session.expires_at or now - session.last_seen >= self.idle:
+                table.pop(digest)
+                return None
+            session.last_seen = now
+            return session
+        return None
 
     def end(self, session_id: str | None) -> None:
         """Forget a session (logout)."""
         if session_id:
-            self._by_digest.pop(hash_value(session_id), None)
+            digest = hash_value(session_id)
+            self._signed.pop(digest)
+            self._pending.pop(digest)
 
-    def _add(self, session: Session, now: float) -> tuple[str, Session]:
-        self._sweep(now)
-        while len(self._by_digest) >= MAX_SESSIONS:
-            self._by_digest.popitem(last=False)
+
+class _Table:
+    """Sessions in creation order, at most `limit` (the oldest go first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._rows: OrderedDict[str, Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, digest: str) -> Session | None:
+        return self._rows.get(digest)
+
+    def pop(self, digest: str) -> None:
+        self._rows.pop(digest, None)
+
+    def add(self, session: Session, now: float) -> tuple[str, Session]:
+        """Store a session under a new id; returns the id (kept here only as its digest)."""
+        # Drop from the front while expired: O(dropped), not a scan per request. (A session
+        # idle too long further back goes when it is next presented, or by the limit.)
+        while self._rows:
+            first = next(iter(self._rows.values()))
+            if now < first.expires_at and len(self._rows) < self.limit:
+                break
+            self._rows.popitem(last=False)
         session_id = new_secret()
-        self._by_digest[hash_value(session_id)] = session
+        self._rows[hash_value(session_id)] = session
         return session_id, session
-
-    def _sweep(self, now: float) -> None:
-        """Drop expired sessions (on each new one: the table stays as small as its users)."""
-        gone = [
-            d
-            for d, s in self._by_digest.items()
-            if now >= s.expires_at or now - s.last_seen >= self.idle
-        ]
-        for digest in gone:
-            del self._by_digest[digest]
