@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import ignored_auth, positive_data_acceptance
 
-from tests.support.servers import ServerProcess, create_client, running_server
+from tests.support.servers import ServerProcess, create_client, run_cli, running_server
 from tokengate.server.app import openapi_document
 
 pytestmark = pytest.mark.e2e
@@ -22,11 +22,14 @@ EXAMPLES = int(os.environ.get("TOKENGATE_SCHEMATHESIS_EXAMPLES", "60"))
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    """A real server with one introspecting client; yields it and a Basic header value."""
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str, str]]:
+    """A real server with one introspecting client and an admin token; yields it, a Basic
+    header value and a Bearer one (for registration and the management API)."""
     tmp = tmp_path_factory.mktemp("schemathesis")
     db = f"sqlite:///{tmp / 'st.db'}"
     cid, secret = create_client(db, "rs", "read write", introspect=True)
+    made = run_cli("admin-tokens", "create", "--admin", "--database", db, "--json")
+    bearer = "Bearer " + json.loads(made)["admin_token"]
     import base64  # noqa: PLC0415
 
     basic = "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode()
@@ -35,7 +38,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     with running_server(
         db, log_dir=tmp, extra_args=["--max-auth-failures", "100000", "100000"]
     ) as server:
-        yield server, basic
+        yield server, basic, bearer
 
 
 @SCHEMA.exclude(path="/oauth2/events").parametrize()
@@ -44,15 +47,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_responses_conform(case: schemathesis.Case, live: tuple[ServerProcess, str]) -> None:
+def test_responses_conform(case: schemathesis.Case, live: tuple[ServerProcess, str, str]) -> None:
     """Every generated request: no 5xx, documented status, content type and body schema.
 
     Two stock checks do not apply to OAuth: a well-formed token request may still be refused
     for what it asks (invalid_scope, invalid_target: 400 by RFC 6749 §5.2), and `ignored_auth`
     probes endpoints that accept credentials in the body as well (client_secret_post).
+    Registration and the management API get the admin token (RFC 7592 client URIs keep the
+    generated value: their registration access tokens cannot be guessed).
     """
-    server, basic = live
+    server, basic, bearer = live
     headers = {"Authorization": basic} if case.path.startswith("/oauth2/") else None
+    if case.path == "/oauth2/register" or case.path.startswith("/admin/api"):
+        headers = {"Authorization": bearer}
+    elif case.path.startswith("/oauth2/register/"):
+        headers = None
     case.call_and_validate(
         base_url=server.base_url, headers=headers, timeout=10,
         excluded_checks=[positive_data_acceptance, ignored_auth],
@@ -61,15 +70,17 @@ def test_responses_conform(case: schemathesis.Case, live: tuple[ServerProcess, s
 
 @SCHEMA.include(path="/oauth2/events").parametrize()
 @settings(max_examples=10, deadline=None)
-def test_event_stream_rejections(case: schemathesis.Case, live: tuple[ServerProcess, str]) -> None:
+def test_event_stream_rejections(
+    case: schemathesis.Case, live: tuple[ServerProcess, str, str]
+) -> None:
     """The SSE endpoint refuses bad credentials (401, or 429 once throttled), malformed
     Last-Event-ID (400) or other methods (405) cleanly."""
-    server, _ = live
+    server, _, _ = live
     response = case.call(base_url=server.base_url, timeout=5)
     assert response.status_code in (400, 401, 405, 429), (response.request.method, response.text)
 
 
-def test_logs_clean(live: tuple[ServerProcess, str]) -> None:
+def test_logs_clean(live: tuple[ServerProcess, str, str]) -> None:
     """After the fuzzing, the server log holds no traceback."""
-    server, _ = live
+    server, _, _ = live
     assert "Traceback" not in Path(server.log_path).read_text(errors="replace")

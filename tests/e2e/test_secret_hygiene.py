@@ -4,6 +4,8 @@ the metrics (RFC 6749 §10.3/§10.10, RFC 9700 §4.9.3): only their SHA-256 dige
 from __future__ import annotations
 
 import base64
+import json
+import secrets
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -79,3 +81,61 @@ def test_no_secret_in_database_logs_or_metrics(database_url: str, tmp_path: Path
             assert value.encode() not in blob, f"a token or secret leaked into the {place}"
             assert value[5:25].encode() not in blob, f"part of a secret leaked into the {place}"
             assert basic not in blob
+
+
+def test_no_secret_after_every_management_feature(database_url: str, tmp_path: Path) -> None:
+    """Rotation with grace, admin and initial access tokens, RFC 7591/7592 registration (and
+    its rotating registration tokens), `apply` with secrets from env and file, the remote CLI
+    and the audit log: none of their secrets is in the database, the logs (JSON, debug,
+    access), the metrics or the audit log (CLI and API)."""
+    used: list[str] = []
+    cid, secret = create_client(database_url, "svc", "read")
+    used.append(secret)
+    made = run_cli("admin-tokens", "create", "--admin", "--database", database_url, "--json")
+    admin = json.loads(made)["admin_token"]
+    made = run_cli("admin-tokens", "create", "--database", database_url, "--json")
+    initial = json.loads(made)["initial_access_token"]
+    used += [admin, initial]
+    env_secret, file_secret = secrets.token_urlsafe(40), secrets.token_urlsafe(40)
+    (secret_file := tmp_path / "edge.secret").write_text(file_secret)
+    (declared := tmp_path / "clients.toml").write_text(
+        '[[client]]\nclient_id = "billing"\nscope = "read"\nsecret_env = "BILLING_SECRET"\n'
+        f'[[client]]\nclient_id = "edge"\nsecret_file = "{secret_file}"\n'
+    )
+    run_cli("apply", str(declared), "--database", database_url, env={"BILLING_SECRET": env_secret})
+    used += [env_secret, file_secret]
+    (token_file := tmp_path / "admin.token").write_text(admin)
+    args = ["--log-format", "json", "--access-log", "--log-level", "debug"]
+    with running_server(database_url, log_dir=tmp_path, extra_args=args) as server:
+        base, bearer = server.base_url, {"Authorization": f"Bearer {admin}"}
+        remote = ["--server", base, "--admin-token-file", str(token_file)]
+        rotated = json.loads(
+            run_cli("clients", "rotate-secret", cid, "--grace", "60", *remote, "--json")
+        )
+        used.append(rotated["client_secret"])
+        for who, value in ((cid, secret), (cid, rotated["client_secret"]), ("billing", env_secret)):
+            response = httpx.post(base + "/oauth2/token", data={"grant_type": "client_credentials"},
+                                  auth=(who, value))  # fmt: skip
+            used.append(response.json()["access_token"])
+        answer = httpx.post(base + "/oauth2/register", json={"scope": "read"},
+                            headers={"Authorization": f"Bearer {initial}"}).json()  # fmt: skip
+        used += [answer["client_secret"], answer["registration_access_token"]]
+        registration = {"Authorization": f"Bearer {answer['registration_access_token']}"}
+        read = httpx.get(answer["registration_client_uri"], headers=registration)
+        used.append(read.json()["registration_access_token"])
+        httpx.get(answer["registration_client_uri"], headers={"Authorization": f"Bearer {initial}"})
+        run_cli("tokens", "revoke", used[-4], *remote)
+        httpx.post(base + "/admin/api/tokens/revoke", json={"token": used[-5]}, headers=bearer)
+        api_audit = httpx.get(base + "/admin/api/audit", headers=bearer).content
+        metrics = httpx.get(base + "/metrics").content
+    cli_audit = run_cli("audit", "--json", "--database", database_url).encode()
+    logs = server.log_path.read_bytes()
+    dump = _database_dump(database_url)
+    assert b"client_registered" in cli_audit
+    assert b"client_secret_rotated" in api_audit
+    assert b'"tokengate.audit"' in logs
+    for value in used:
+        for place, blob in (("database", dump), ("logs", logs), ("metrics", metrics),
+                            ("audit log", cli_audit), ("audit API", api_audit)):  # fmt: skip
+            assert value.encode() not in blob, f"a secret leaked into the {place}"
+            assert value[6:26].encode() not in blob, f"part of a secret leaked into the {place}"

@@ -19,18 +19,32 @@ from hypothesis import strategies as st
 
 from tokengate.core import credentials
 from tokengate.core.client_auth import presented_credentials
-from tokengate.core.models import Client
+from tokengate.core.models import AdminRole, Client
+from tokengate.management.service import Management
 from tokengate.server import Settings, create_app
 from tokengate.storage.memory import MemoryStore
 
 ERROR_CODES = {
     "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
     "unsupported_grant_type", "invalid_scope", "invalid_target", "unsupported_token_type",
-    "access_denied", "temporarily_unavailable", "not_found",
+    "access_denied", "temporarily_unavailable", "not_found", "invalid_token",
+    "insufficient_scope", "invalid_client_metadata", "invalid_redirect_uri",
+    "invalid_software_statement",
 }  # fmt: skip
 PATHS = ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke",
          "/.well-known/oauth-authorization-server", "/healthz", "/metrics", "/openapi.json",
-         "/oauth2/events", "/nope", "/oauth2/token/", "//oauth2/token"]  # fmt: skip
+         "/oauth2/events", "/nope", "/oauth2/token/", "//oauth2/token",
+         "/oauth2/register", "/oauth2/register/svc", "/oauth2/register/a/b",
+         "/admin/api", "/admin/api/clients", "/admin/api/clients/svc",
+         "/admin/api/clients/nobody/rotate-secret", "/admin/api/clients/nobody/disable",
+         "/admin/api/tokens/revoke", "/admin/api/admin-tokens", "/admin/api/audit",
+         "/admin/apix"]  # fmt: skip
+# Bearer-protected paths answer 401 with a Bearer challenge, the others with Basic.
+BEARER_PATHS = ("/oauth2/register", "/admin/api")
+JSON_KEYS = ["client_name", "scope", "grant_types", "response_types", "redirect_uris",
+             "token_endpoint_auth_method", "tokengate_audiences", "tokengate_introspect",
+             "tokengate_token_ttl", "software_statement", "client_id", "client_secret",
+             "grace", "token", "role", "ttl", "name"]  # fmt: skip
 PARAMS = ["grant_type", "scope", "resource", "token", "token_type_hint", "client_id",
           "client_secret", "x"]  # fmt: skip
 
@@ -56,6 +70,9 @@ def _app() -> Any:
 APP = _app()
 LOOP = asyncio.new_event_loop()
 LOOP.run_until_complete(APP.startup())
+_MANAGEMENT = Management(APP.store, "fuzz")
+ADMIN = LOOP.run_until_complete(_MANAGEMENT.create_admin_token(AdminRole.ADMIN, 10**8, "f"))[1]
+INITIAL = LOOP.run_until_complete(_MANAGEMENT.create_admin_token(AdminRole.REGISTER, 10**8, "f"))[1]
 
 
 def _basic(cid: str, secret: str) -> bytes:
@@ -70,13 +87,30 @@ values = st.one_of(
 )  # fmt: skip
 form_pairs = st.lists(st.tuples(st.sampled_from(PARAMS) | st.text(max_size=10), values),
                       max_size=8)  # fmt: skip
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(max_size=20)
+    | st.sampled_from(["client_credentials", "read write", "https://api.test", "svc"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(JSON_KEYS) | st.text(max_size=8), inner, max_size=6)
+    ),
+    max_leaves=12,
+)
 raw_bodies = st.one_of(
+    json_values.map(orjson.dumps),
+    st.dictionaries(st.sampled_from(JSON_KEYS), json_values, max_size=6).map(orjson.dumps),
     form_pairs.map(lambda pairs: "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs).encode()),
     st.binary(max_size=300),
     st.just(b"x" * 20_000),
 )
 authorizations = st.one_of(
     st.none(),
+    st.just(f"Bearer {ADMIN}".encode()),
+    st.just(f"Bearer {INITIAL}".encode()),
+    st.binary(max_size=60).map(lambda b: b"Bearer " + b),
     st.just(_basic("svc", SECRET)),
     st.just(_basic("rs", RS_SECRET)),
     st.tuples(st.text(max_size=20), st.text(max_size=20)).map(lambda t: _basic(*t)),
@@ -90,7 +124,7 @@ content_types = st.sampled_from([
 
 
 def _call(
-    method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+    method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes, query: bytes = b""
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     sent: list[dict[str, Any]] = []
     chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)] or [b""]
@@ -105,7 +139,7 @@ def _call(
         sent.append(message)
 
     scope = {"type": "http", "method": method, "path": path, "headers": headers,
-             "client": ("203.0.113.9", 4000)}  # fmt: skip
+             "query_string": query, "client": ("203.0.113.9", 4000)}  # fmt: skip
     LOOP.run_until_complete(asyncio.wait_for(APP(scope, receive, send), timeout=5))
     start, body_msg = sent[0], sent[1]
     return start["status"], dict(start["headers"]), body_msg.get("body", b"")
@@ -126,6 +160,11 @@ EXAMPLES = int(os.environ.get("TOKENGATE_FUZZ_EXAMPLES", "400"))
     authorization=authorizations,
     content_type=st.one_of(st.none(), content_types),
     body=raw_bodies,
+    query=st.one_of(
+        st.just(b""),
+        st.binary(max_size=30),
+        st.sampled_from([b"since=1", b"client_id=svc&limit=2", b"after=x", b"since"]),
+    ),
     extra=st.lists(
         st.tuples(
             st.sampled_from([b"authorization", b"x-request-id", b"content-type", b"x-junk"]),
@@ -140,6 +179,7 @@ def test_no_input_breaks_the_server(
     authorization: bytes | None,
     content_type: bytes | None,
     body: bytes,
+    query: bytes,
     extra: list[tuple[bytes, bytes]],
 ) -> None:
     """Any request gets a well-formed answer: never 500, always a spec error code.
@@ -152,7 +192,7 @@ def test_no_input_breaks_the_server(
     if content_type is not None:
         headers.append((b"content-type", content_type))
     headers += extra
-    status, response_headers, payload = _call(method, path, headers, body)
+    status, response_headers, payload = _call(method, path, headers, body, query)
     assert status < 500, payload
     assert b"Traceback" not in payload
     for value in response_headers.values():
@@ -164,7 +204,8 @@ def test_no_input_breaks_the_server(
         assert error["error"] in ERROR_CODES
         assert set(error) <= {"error", "error_description"}
     if status == 401:
-        assert response_headers[b"www-authenticate"].startswith(b"Basic ")
+        scheme = b"Bearer" if path.startswith(BEARER_PATHS) else b"Basic "
+        assert response_headers[b"www-authenticate"].startswith(scheme)
     if status == 429:
         assert int(response_headers[b"retry-after"]) > 0
 

@@ -9,10 +9,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from tokengate.core.models import AdminRole
 from tokengate.core.wire import METADATA_PATH
 from tokengate.server.app import AuthorizationServer, openapi_document
 
-from .conftest import Harness
+from .conftest import ISSUER, Harness
 
 pytestmark = pytest.mark.anyio
 DOC: dict[str, Any] = json.loads(openapi_document())
@@ -48,6 +49,15 @@ def test_every_route_is_documented() -> None:
         "/healthz",
         "/metrics",
         "/openapi.json",
+        "/oauth2/register",
+        "/oauth2/register/{client_id}",
+        "/admin/api/clients",
+        "/admin/api/clients/{client_id}",
+        "/admin/api/clients/{client_id}/rotate-secret",
+        "/admin/api/clients/{client_id}/disable",
+        "/admin/api/tokens/revoke",
+        "/admin/api/admin-tokens",
+        "/admin/api/audit",
     } <= documented
     assert app is not None
 
@@ -73,3 +83,30 @@ async def test_responses_match_schemas(harness: Harness) -> None:
     await harness.http.post("/oauth2/revoke", data={"token": token}, headers=client.basic())
     _check("/oauth2/introspect", "post", 200, (await harness.introspect(rs, token)).json())
     _check(METADATA_PATH, "get", 200, (await harness.http.get(METADATA_PATH)).json())
+
+
+async def test_management_answers_match_the_document(harness: Harness) -> None:
+    """Registration, RFC 7592 read, and the management API's answers fit their schemas."""
+    admin = {"Authorization": f"Bearer {await harness.admin_token(AdminRole.ADMIN)}"}
+    registered = await harness.http.post("/oauth2/register", json={"scope": "read"}, headers=admin)
+    _check("/oauth2/register", "post", 201, registered.json())
+    answer = registered.json()
+    read = await harness.http.get(
+        answer["registration_client_uri"].removeprefix(ISSUER),
+        headers={"Authorization": f"Bearer {answer['registration_access_token']}"},
+    )
+    _check("/oauth2/register/{client_id}", "get", 200, read.json())
+    cid = answer["client_id"]
+    rotated = await harness.http.post(
+        f"/admin/api/clients/{cid}/rotate-secret", json={"grace": 9}, headers=admin
+    )
+    _check("/admin/api/clients/{client_id}/rotate-secret", "post", 200, rotated.json())
+    listed = await harness.http.get("/admin/api/clients", headers=admin)
+    _check("/admin/api/clients", "get", 200, listed.json())
+    shown = await harness.http.get(f"/admin/api/clients/{cid}", headers=admin)
+    _check("/admin/api/clients/{client_id}", "get", 200, shown.json())
+    audit = await harness.http.get("/admin/api/audit", headers=admin)
+    _check("/admin/api/audit", "get", 200, audit.json())
+    refused = await harness.http.post("/oauth2/register", json={"redirect_uris": ["https://x"]},
+                                      headers=admin)  # fmt: skip
+    _check("/oauth2/register", "post", 400, refused.json())
