@@ -6,29 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.support.hygiene import database_dump
 from tests.support.servers import create_client, run_cli, running_server
 from tokengate.core.credentials import hash_value
 
 pytestmark = pytest.mark.e2e
-
-
-def _database_dump(database_url: str) -> bytes:
-    """Every byte the database holds: the SQLite files, or a full pg_dump."""
-    if database_url.startswith("sqlite:"):
-        path = Path(database_url.removeprefix("sqlite:///"))
-        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
-    db = urlsplit(database_url).path.lstrip("/")
-    return subprocess.run(
-        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", db],
-        capture_output=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
 
 
 def test_no_secret_in_database_logs_or_metrics(database_url: str, tmp_path: Path) -> None:
@@ -72,7 +59,7 @@ def test_no_secret_in_database_logs_or_metrics(database_url: str, tmp_path: Path
         metrics = httpx.get(base + "/metrics").text.encode()
     secrets_used.append(rotated.split('"client_secret": "')[1].split('"')[0])
     logs = server.log_path.read_bytes()
-    dump = _database_dump(database_url)
+    dump = database_dump(database_url)
     assert b'"status": 200' in logs or b'"status":200' in logs  # the access log was on
     assert hash_value(tokens[0]).encode() in dump  # we are looking at the right data
     for value in tokens + secrets_used:
@@ -130,7 +117,7 @@ def test_no_secret_after_every_management_feature(database_url: str, tmp_path: P
         metrics = httpx.get(base + "/metrics").content
     cli_audit = run_cli("audit", "--json", "--database", database_url).encode()
     logs = server.log_path.read_bytes()
-    dump = _database_dump(database_url)
+    dump = database_dump(database_url)
     assert b"client_registered" in cli_audit
     assert b"client_secret_rotated" in api_audit
     assert b'"tokengate.audit"' in logs
