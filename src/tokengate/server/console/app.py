@@ -153,14 +153,14 @@ class Console:
                 else "Unknown, expired or revoked admin token."
             )
             return self._login_form(now, message, status=401)
-        session_id, _ = self.sessions.sign_in(
+        session_id, session = self.sessions.sign_in(
             browser.session_id() or "",
             f"admin-token:{token.token_id}",
             token.token_hash,
             token.expires_at,
             now,
         )
-        cookie = session_cookie(session_id, self.secure, int(self.sessions.absolute))
+        cookie = session_cookie(session_id, self.secure, int(session.expires_at - now))
         return redirect(CONSOLE_PATH + "/clients", ((b"set-cookie", cookie),))
 
     def _login_form(self, now: float, error: str = "", status: int = 200) -> Response:
