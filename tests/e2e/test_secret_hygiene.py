@@ -6,29 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.support.hygiene import database_dump
 from tests.support.servers import create_client, run_cli, running_server
 from tokengate.core.credentials import hash_value
 
 pytestmark = pytest.mark.e2e
-
-
-def _database_dump(database_url: str) -> bytes:
-    """Every byte the database holds: the SQLite files, or a full pg_dump."""
-    if database_url.startswith("sqlite:"):
-        path = Path(database_url.removeprefix("sqlite:///"))
-        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
-    db = urlsplit(database_url).path.lstrip("/")
-    return subprocess.run(
-        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", db],
-        capture_output=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
 
 
 def test_no_secret_in_database_logs_or_metrics(database_url: str, tmp_path: Path) -> None:
@@ -72,7 +59,7 @@ def test_no_secret_in_database_logs_or_metrics(database_url: str, tmp_path: Path
         metrics = httpx.get(base + "/metrics").text.encode()
     secrets_used.append(rotated.split('"client_secret": "')[1].split('"')[0])
     logs = server.log_path.read_bytes()
-    dump = _database_dump(database_url)
+    dump = database_dump(database_url)
     assert b'"status": 200' in logs or b'"status":200' in logs  # the access log was on
     assert hash_value(tokens[0]).encode() in dump  # we are looking at the right data
     for value in tokens + secrets_used:
@@ -130,12 +117,58 @@ def test_no_secret_after_every_management_feature(database_url: str, tmp_path: P
         metrics = httpx.get(base + "/metrics").content
     cli_audit = run_cli("audit", "--json", "--database", database_url).encode()
     logs = server.log_path.read_bytes()
-    dump = _database_dump(database_url)
+    dump = database_dump(database_url)
     assert b"client_registered" in cli_audit
     assert b"client_secret_rotated" in api_audit
     assert b'"tokengate.audit"' in logs
     for value in used:
         for place, blob in (("database", dump), ("logs", logs), ("metrics", metrics),
                             ("audit log", cli_audit), ("audit API", api_audit)):  # fmt: skip
+            assert value.encode() not in blob, f"a secret leaked into the {place}"
+            assert value[6:26].encode() not in blob, f"part of a secret leaked into the {place}"
+
+
+def test_no_secret_after_using_the_admin_console(database_url: str, tmp_path: Path) -> None:
+    """Sign in to the console, create, rotate, revoke by value, sign out: no session id (login
+    form's or signed-in), CSRF token, admin token, client secret or access token is in the
+    database, the logs, the metrics or the audit log. (The browser walk checks the same.)"""
+    admin = json.loads(
+        run_cli("admin-tokens", "create", "--admin", "--database", database_url, "--json")
+    )["admin_token"]
+    used = [admin]
+    args = ["--admin-console", "--log-format", "json", "--access-log", "--log-level", "debug"]
+    with running_server(database_url, log_dir=tmp_path, extra_args=args) as server:
+        base = server.base_url
+        with httpx.Client(base_url=base, headers={"Origin": base}) as browser:
+            login = browser.get("/admin/login")
+            csrf = login.text.split('name="csrf" value="')[1].split('"')[0]
+            used += [csrf, browser.cookies["tokengate_admin"]]
+            browser.post("/admin/login", data={"csrf": csrf, "admin_token": admin})
+            used.append(browser.cookies["tokengate_admin"])
+            created = browser.get("/admin/clients")
+            csrf = created.text.split('name="csrf" value="')[1].split('"')[0]
+            page = browser.post("/admin/clients", data={"csrf": csrf, "name": "svc"})
+            cid = page.text.split('id="client-id">')[1].split("<")[0]
+            used.append(page.text.split('id="client-secret">')[1].split("<")[0])
+            page = browser.post(
+                "/admin/clients/rotate", data={"csrf": csrf, "client_id": cid, "grace": "60"}
+            )
+            used.append(new := page.text.split('id="client-secret">')[1].split("<")[0])
+            token = httpx.post(base + "/oauth2/token", data={"grant_type": "client_credentials"},
+                               auth=(cid, new)).json()["access_token"]  # fmt: skip
+            used.append(token)
+            revoked = browser.post("/admin/tokens/revoke", data={"csrf": csrf, "token": token})
+            assert "Token revoked." in browser.get(revoked.headers["location"]).text
+            used.append(csrf)
+            assert browser.post("/admin/logout", data={"csrf": csrf}).status_code == 303
+        metrics = httpx.get(base + "/metrics").content
+    audit = run_cli("audit", "--json", "--database", database_url).encode()
+    logs = server.log_path.read_bytes()
+    dump = database_dump(database_url)
+    assert b"client_secret_rotated" in audit
+    assert b'"path":"/admin/tokens/revoke"' in logs or b'"path": "/admin/tokens/revoke"' in logs
+    for value in used:
+        for place, blob in (("database", dump), ("logs", logs), ("metrics", metrics),
+                            ("audit log", audit)):  # fmt: skip
             assert value.encode() not in blob, f"a secret leaked into the {place}"
             assert value[6:26].encode() not in blob, f"part of a secret leaked into the {place}"

@@ -10,6 +10,7 @@ import uvicorn
 from tokengate.cli.common import database_option, store_for
 from tokengate.logs import configure_logging
 from tokengate.server import AuthorizationServer, Settings, create_app
+from tokengate.server.console import ConsoleRefused
 from tokengate.server.throttle import Limits
 
 
@@ -48,6 +49,13 @@ from tokengate.server.throttle import Limits
     help="Failed client authentications allowed per minute per (client id, address) and per"
     " address before 429.",
 )
+@click.option(
+    "--admin-console/--no-admin-console",
+    envvar="TOKENGATE_SERVE_ADMIN_CONSOLE",
+    default=False,
+    show_default=True,
+    help="Serve the browser admin console under /admin (needs an https or loopback issuer).",
+)
 def serve(
     host: str,
     port: int,
@@ -57,6 +65,7 @@ def serve(
     log_format: str,
     access_log: bool,
     max_auth_failures: tuple[int, int],
+    admin_console: bool,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     configure_logging(log_level, log_format)
@@ -66,8 +75,12 @@ def serve(
         issuer=issuer or f"http://{host}:{port}",
         access_log=access_log,
         throttle=Limits(per_client_and_address=per_client, per_address=per_address),
+        admin_console=admin_console,
     )
-    app = create_app(settings, store)
+    try:
+        app = create_app(settings, store)
+    except ConsoleRefused as exc:
+        raise click.BadParameter(str(exc), param_hint="--admin-console") from None
     config = uvicorn.Config(
         app,
         host=host,

@@ -27,6 +27,7 @@ REVOKE_PATH = "/oauth2/revoke"
 EVENTS_PATH = "/oauth2/events"
 REGISTER_PATH = "/oauth2/register"  # RFC 7591 §3; RFC 7592 client URIs are under it
 ADMIN_API_PATH = "/admin/api"
+ADMIN_CONSOLE_PATH = "/admin"  # the browser console (off unless enabled)
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 # Our RFC 8414 §2 extension member naming the events endpoint.
 EVENTS_METADATA_MEMBER = "revocation_events_endpoint"

@@ -27,6 +27,7 @@ from tokengate.core.errors import (
 from tokengate.core.responses import Response, error_response, json_response
 from tokengate.core.wire import (
     ADMIN_API_PATH,
+    ADMIN_CONSOLE_PATH,
     EVENTS_PATH,
     INTROSPECT_PATH,
     METADATA_PATH,
@@ -37,6 +38,7 @@ from tokengate.core.wire import (
 from tokengate.logs import RequestIds
 from tokengate.server.admin_api import AdminApi
 from tokengate.server.admin_auth import AdminGate
+from tokengate.server.console import Console
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
 from tokengate.server.events import EventHub
@@ -92,6 +94,11 @@ class AuthorizationServer:
             store, gate, e.body, settings.issuer, clock=clock, on_change=self.hub.poke
         )
         self.admin_api = AdminApi(store, gate, e.body, clock, on_change=self.hub.poke)
+        self.console = (
+            Console(settings.issuer, store, gate, e.body, hub=self.hub, clock=clock)
+            if settings.admin_console
+            else None
+        )
         self.routes: dict[str, tuple[frozenset[str], Handler]] = {
             TOKEN_PATH: (frozenset({"POST"}), e.token),
             INTROSPECT_PATH: (frozenset({"POST"}), e.introspect),
@@ -160,7 +167,7 @@ class AuthorizationServer:
             )  # fmt: skip
 
     async def _below(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Response:
-        """Paths with a variable part: RFC 7592 client URIs and the management API."""
+        """Paths with a variable part: RFC 7592 client URIs, the management API, the console."""
         method, path = scope["method"], scope["path"]
         if path.startswith(REGISTER_PATH + "/") and "/" not in path[len(REGISTER_PATH) + 1 :]:
             client_id = path[len(REGISTER_PATH) + 1 :]
@@ -169,6 +176,8 @@ class AuthorizationServer:
         if path == ADMIN_API_PATH or path.startswith(ADMIN_API_PATH + "/"):
             query = scope.get("query_string", b"")
             return await self.admin_api.handle(method, path, query, receive, headers)
+        if self.console is not None and (path == ADMIN_CONSOLE_PATH or path.startswith("/admin/")):
+            return await self.console.handle(scope, receive, headers)
         return _no_route(path)
 
     async def _openapi(self, receive: Receive, headers: dict[str, str]) -> Response:

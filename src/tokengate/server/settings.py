@@ -21,3 +21,4 @@ class Settings:
     event_heartbeat: float = 15.0
     access_log: bool = False
     throttle: Limits = field(default_factory=Limits)
+    admin_console: bool = False  # the browser console under /admin (`server.console`)
