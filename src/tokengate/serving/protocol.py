@@ -47,6 +47,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` within `limits`; one subclass per server (`protocol_class`)."""
 
     limits: ClassVar[ServerLimits]
+    max_header_bytes: ClassVar[int]  # the limits' values, one attribute lookup away
+    max_headers: ClassVar[int]
     cap: ClassVar[int]
     waiting: ClassVar[dict[LimitedHttpToolsProtocol, None]]  # by when they began to wait
 
@@ -117,7 +119,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _head_pending(self, more: int) -> None:
         """A head is still arriving after a read: bound its bytes and its time."""
         self._head_received += more
-        if self._head_received > self.limits.max_header_bytes + SLICE:
+        if self._head_received > self.max_header_bytes + SLICE:
             self._refuse(_Refused(431, "Request header fields too large."))
         elif self._head_timer is None:
             self._head_timer = self.loop.call_later(self.limits.header_timeout, self._too_slow)
@@ -146,24 +148,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_size = self._head_received = 0
 
     def on_url(self, url: bytes) -> None:
-        self._grow(len(url))
+        self._head_size += len(url)
+        if self._head_size > self.max_header_bytes:
+            raise _Refused(431, "Request header fields too large.")
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._grow(len(name) + len(value) + 4)  # ": " and CRLF
-        if len(self.headers) >= self.limits.max_headers:
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        if self._head_size > self.max_header_bytes:
+            raise _Refused(431, "Request header fields too large.")
+        if len(self.headers) >= self.max_headers:
             raise _Refused(431, "Too many request header fields.")
         super().on_header(name, value)
-
-    def _grow(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self.limits.max_header_bytes:
-            raise _Refused(431, "Request header fields too large.")
 
     def on_headers_complete(self) -> None:
         self._head_begun = False
         self.waiting.pop(self, None)
-        self._cancel_head_timer()
+        if self._head_timer is not None:
+            self._cancel_head_timer()
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -216,6 +218,8 @@ def protocol_class(limits: ServerLimits) -> type[LimitedHttpToolsProtocol]:
         pass
 
     ServerProtocol.limits = limits
+    ServerProtocol.max_header_bytes = limits.max_header_bytes
+    ServerProtocol.max_headers = limits.max_headers
     ServerProtocol.cap = limits.connection_cap
     ServerProtocol.waiting = {}
     return ServerProtocol
