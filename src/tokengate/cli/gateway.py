@@ -114,11 +114,15 @@ def gateway(
             claim_headers=rules.identity(),
             realm=realm,
             metrics_path=metrics_path or None,
+            ca_file=None if validation.tls_ca_file is None else str(validation.tls_ca_file),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     validator = build_validator(validation) if settings.mode == "introspect" else None
-    app = create_gateway(settings, validator=validator)
+    try:
+        app = create_gateway(settings, validator=validator)
+    except ValueError as exc:  # an unusable --tls-ca-file
+        raise click.BadParameter(str(exc)) from None
     config = uvicorn_config(
         app,
         host=host,

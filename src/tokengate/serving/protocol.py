@@ -4,14 +4,20 @@ httptools (llhttp) has no header limit of its own and uvicorn adds none: it accu
 header of any size and any number of headers, waits for a head forever once a byte arrived,
 and keeps a connection that never sends one. `LimitedHttpToolsProtocol` adds, per connection:
 
-- the head's size and field count, counted exactly from the parser's callbacks (the request
-  target's pieces, every complete field) and, while a field is still arriving, from the bytes
-  received since the head began: past `max_header_bytes` (plus one feed slice) 431;
+- the head's size and field count (431 past `max_header_bytes` or `max_headers`): while a
+  head arrives, from the bytes read since it began (past the limit plus one feed slice, 431
+  at once); when it is complete, exactly (the fields and the target, counted only when the
+  bytes read could exceed the limit);
 - a deadline from the first byte of a head to its end (408), armed only when a head spans
   reads, so a request whose head comes in one read pays for no timer;
 - the keep-alive timeout from the moment a connection opens, not only after a response;
 - the connection cap: past it, the connection that has waited longest for a head is closed
   (one idle or trickling, never one being served), or the new one when every other is busy.
+
+Cheap by construction (`bench/serving_limits.py`): per request, one parser callback is
+overridden (the head's end) besides the read and the response's end, and whether a head is in
+progress is read from uvicorn's own state (its request scope gets a "method" when the head is
+complete) rather than tracked in more callbacks.
 
 A response to a refused head carries `Connection: close`; the connection's sending side is
 shut at once and, for `LINGER` seconds, what the client still sends is read and dropped (never
@@ -32,6 +38,7 @@ from tokengate.serving.limits import ServerLimits
 
 SLICE = 16 * 1024
 LINGER = 1.0
+TOO_LARGE = "Request header fields too large."
 
 
 class _Refused(Exception):
@@ -41,6 +48,19 @@ class _Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class _Head:
+    """Per-connection state of the head being received (one attribute on the protocol)."""
+
+    __slots__ = ("arriving", "read", "received", "refused", "timer")
+
+    def __init__(self) -> None:
+        self.arriving = False  # a head began in an earlier read and is not complete
+        self.received = 0  # bytes read since it began (its first read counted whole)
+        self.read = 0  # the length of the read being parsed
+        self.timer: asyncio.TimerHandle | None = None  # its deadline, once it spans reads
+        self.refused = False  # answered 431/408: what still comes is dropped
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -54,11 +74,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_begun = False
-        self._head_size = 0  # exact: target pieces and complete fields
-        self._head_received = 0  # bytes read since the head began (from its second read)
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._refused = False
+        # One attribute: uvicorn's instances hold 28, and past 30 CPython gives up the
+        # shared-key instance dict that makes every attribute access of the protocol fast.
+        self._head = _Head()
 
     # -- connection ------------------------------------------------------------------------
 
@@ -84,55 +102,62 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        if self._refused:
+    def data_received(self, data: bytes | memoryview) -> None:
+        head = self._head
+        if head.refused:
             return
         self._unset_keepalive_if_required()
-        if len(data) <= SLICE:
-            self._feed(data)
+        if len(data) > SLICE:
+            self._in_slices(data)
             return
-        view = memoryview(data)
-        for start in range(0, len(data), SLICE):
-            if self.transport.is_closing():
-                return
-            self._feed(view[start : start + SLICE])
-
-    def _feed(self, data: bytes | memoryview) -> None:
-        began_before = self._head_begun
+        head.read = len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _Refused):
-                self._refuse(exc.__context__)
-            else:
-                self._invalid()
-            return
-        except httptools.HttpParserError:
-            self._invalid()
+        except httptools.HttpParserError as exc:
+            self._failed(exc)
             return
         except httptools.HttpParserUpgrade:
             self._upgrade()
             return
-        if self._head_begun:
-            self._head_pending(len(data) if began_before else 0)
+        scope = self.scope
+        if scope is not None and "method" not in scope:  # a head is still arriving
+            head.received = head.received + len(data) if head.arriving else len(data)
+            head.arriving = True
+            self._head_pending()
+        elif head.arriving:
+            head.arriving = False
+            self._cancel_head_timer()
 
-    def _head_pending(self, more: int) -> None:
-        """A head is still arriving after a read: bound its bytes and its time."""
-        self._head_received += more
-        if self._head_received > self.max_header_bytes + SLICE:
-            self._refuse(_Refused(431, "Request header fields too large."))
-        elif self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._too_slow)
+    def _in_slices(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), SLICE):
+            if self.transport.is_closing():
+                return
+            self.data_received(view[start : start + SLICE])
 
-    def _too_slow(self) -> None:
-        self._head_timer = None
-        if self._head_begun:
-            self._refuse(_Refused(408, "Request head not received in time."))
-
-    def _invalid(self) -> None:
+    def _failed(self, exc: httptools.HttpParserError) -> None:
+        """A refusal raised in a callback, or a malformed request (400, as uvicorn does)."""
+        if isinstance(exc, httptools.HttpParserCallbackError) and isinstance(
+            exc.__context__, _Refused
+        ):
+            self._refuse(exc.__context__)
+            return
         message = "Invalid HTTP request received."
         self.logger.warning(message)
         self.send_400_response(message)
+
+    def _head_pending(self) -> None:
+        """A head is still arriving after a read: bound its bytes and its time."""
+        head = self._head
+        if head.received > self.max_header_bytes + SLICE:
+            self._refuse(_Refused(431, TOO_LARGE))
+        elif head.timer is None:
+            head.timer = self.loop.call_later(self.limits.header_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._head.timer = None
+        if self._head.arriving:
+            self._refuse(_Refused(408, "Request head not received in time."))
 
     def _upgrade(self) -> None:
         if self._should_upgrade():
@@ -142,34 +167,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- parser callbacks ------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._head_begun = True
-        self._head_size = self._head_received = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._head_size += len(url)
-        if self._head_size > self.max_header_bytes:
-            raise _Refused(431, "Request header fields too large.")
-        self.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
-        if self._head_size > self.max_header_bytes:
-            raise _Refused(431, "Request header fields too large.")
-        if len(self.headers) >= self.max_headers:
-            raise _Refused(431, "Too many request header fields.")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        self._head_begun = False
+        head = self._head
+        if len(self.headers) > self.max_headers:
+            raise _Refused(431, "Too many request header fields.")
+        # What was read for this head bounds its size; count exactly only past the limit.
+        if (head.received if head.arriving else 0) + head.read > self.max_header_bytes:
+            fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if fields + len(self.url) > self.max_header_bytes:
+                raise _Refused(431, TOO_LARGE)
         self.waiting.pop(self, None)
-        if self._head_timer is not None:
-            self._cancel_head_timer()
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)  # not super(): this runs per request
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        HttpToolsProtocol.on_response_complete(self)
         if not self.transport.is_closing() and self.cycle.response_complete:
             self.waiting[self] = None
 
@@ -178,7 +189,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, refusal: _Refused) -> None:
         """Answer `refusal.status` and close (RFC 9110 §15.5.9, RFC 6585 §5), unless an
         earlier pipelined response is still being written: then only close."""
-        self._head_begun, self._refused = False, True
+        self._head.arriving, self._head.refused = False, True
         self._cancel_head_timer()
         transport = self.transport
         if transport.is_closing():
@@ -206,9 +217,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return b"".join(head) + body
 
     def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._head.timer is not None:
+            self._head.timer.cancel()
+            self._head.timer = None
 
 
 def protocol_class(limits: ServerLimits) -> type[LimitedHttpToolsProtocol]:
