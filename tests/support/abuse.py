@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -43,33 +47,52 @@ class Probe:
 
 @contextlib.contextmanager
 def legitimate_client(
-    url: str, headers: Mapping[str, str] | None = None, *, verify: bool | str = True
+    url: str, headers: Mapping[str, str] | None = None, *, verify: str | None = None
 ) -> Iterator[Probe]:
     """GET `url` one request after another, each on a new connection (the hardest case when
-    descriptors run short), until the block ends; each must be a 200 within 5 s."""
-    probe, stop = Probe(), threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            started = time.perf_counter()
-            try:
-                response = httpx.get(url, headers=headers, timeout=5.0, verify=verify)
-            except httpx.HTTPError as exc:
-                probe.failures.append(repr(exc))
-            else:
-                if response.status_code == 200:
-                    probe.latencies.append((time.perf_counter() - started) * 1e3)
-                else:
-                    probe.failures.append(f"status {response.status_code}")
-            stop.wait(0.02)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    descriptors run short), from a process of its own (no GIL shared with the attackers), from
+    its first answer until the block ends; each must be a 200 within 5 s."""
+    args = [sys.executable, "-m", "tests.support.abuse", url, json.dumps(dict(headers or {}))]
+    args += [verify] if verify is not None else []
+    client = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert client.stdout is not None
+    probe = Probe()
     try:
+        ready = client.stdout.readline()  # after its first request, answered or not
+        assert ready.strip() == "ready", ready
         yield probe
     finally:
-        stop.set()
-        thread.join(10)
+        client.send_signal(signal.SIGTERM)
+        out, _ = client.communicate(timeout=30)
+        seen = json.loads(out)
+        probe.latencies, probe.failures = seen["latencies"], seen["failures"]
+
+
+def _client_main(url: str, headers: dict[str, str], verify: str | bool = True) -> None:
+    """The legitimate client's process: requests until SIGTERM, then a JSON report."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    latencies: list[float] = []
+    failures: list[str] = []
+    first = True
+    fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection for every request
+    http = httpx.Client(headers=headers, timeout=5.0, verify=verify, limits=fresh)
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            response = http.get(url)
+        except httpx.HTTPError as exc:
+            failures.append(repr(exc))
+        else:
+            if response.status_code == 200:
+                latencies.append((time.perf_counter() - started) * 1e3)
+            else:
+                failures.append(f"status {response.status_code}")
+        if first:
+            latencies, failures, first = [], [], False  # warm-up: imports, first connection
+            print("ready", flush=True)
+        stop.wait(0.02)
+    print(json.dumps({"latencies": latencies, "failures": failures}), flush=True)
 
 
 def head_start(path: str = "/healthz") -> bytes:
@@ -156,3 +179,7 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for process {pid}")
+
+
+if __name__ == "__main__":
+    _client_main(sys.argv[1], json.loads(sys.argv[2]), *sys.argv[3:4])
