@@ -127,6 +127,29 @@ def test_without_the_ca_file_the_library_refuses_the_server(issuer: TlsIssuer) -
     asyncio.run(check())
 
 
+def test_the_gateway_serves_https_and_trusts_the_ca_file_upstream(
+    issuer: TlsIssuer, tmp_path: Path
+) -> None:
+    """`tokengate gateway` terminating TLS itself, forwarding to the https issuer with
+    `--tls-ca-file`: answered through; without the CA file the upstream is refused (502)."""
+    pki = issuer.pki
+    path = "/.well-known/oauth-authorization-server"
+    for trusted in (True, False):
+        port = free_port()
+        url = f"https://127.0.0.1:{port}"
+        args = [*TOKENGATE, "gateway", "--listen", f"127.0.0.1:{port}", "--upstream", issuer.url,
+                "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)]  # fmt: skip
+        args += ["--tls-ca-file", str(pki.ca)] if trusted else []
+        log = tmp_path / f"gateway-{port}.log"
+        with running_process(args, url + "/_tokengate/healthz", log, verify=issuer.trust):
+            answer = httpx.get(url + path, verify=issuer.trust)
+        if trusted:
+            assert answer.status_code == 200
+            assert answer.json()["issuer"] == issuer.url
+        else:
+            assert answer.status_code == 502
+
+
 OIDC = """\
 OIDCCryptoPassphrase {passphrase}
 OIDCCABundlePath {ca}
