@@ -127,6 +127,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         elif head.arriving:
             head.arriving = False
             self._cancel_head_timer()
+        elif self.cycle is None or self.cycle.response_complete:
+            self._idle_again()  # bytes that began no request (empty lines): still idle
+
+    def _idle_again(self) -> None:
+        if self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def _in_slices(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
