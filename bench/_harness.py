@@ -216,10 +216,12 @@ def serve_command(port: int, db: str, *extra: str, log_level: str = "warning") -
     )
 
 
-def hello_command(port: int, *, proxy_headers: bool = False) -> list[str]:
-    """The bare ASGI baseline under uvicorn: 1 worker, uvloop, httptools, no access log."""
+def hello_command(port: int, *, proxy_headers: bool = False, http: str = "httptools") -> list[str]:
+    """The bare ASGI baseline under uvicorn: 1 worker, uvloop, httptools, no access log (`http`
+    names uvicorn's other parser, h11, with the same head limit as tokengate's servers)."""
     args = [PY, "-m", "uvicorn", "hello_asgi:app", "--app-dir", str(ROOT / "bench")]
-    args += ["--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    args += ["--port", str(port), "--loop", "uvloop", "--http", http, "--no-access-log"]
+    args += ["--h11-max-incomplete-event-size", str(32 * 1024)] if http == "h11" else []
     # without proxy headers: as `tokengate serve` (proxy_headers=False)
     args += [] if proxy_headers else ["--no-proxy-headers"]
     return [*args, "--log-level", "warning"]
@@ -261,9 +263,16 @@ def authorization_server(
     return server(lambda port: serve_command(port, db, *extra, log_level=log_level), "/healthz")
 
 
-def hello_server(*, proxy_headers: bool = False) -> contextlib.AbstractContextManager[Server]:
+def hello_server(
+    *, proxy_headers: bool = False, http: str = "httptools"
+) -> contextlib.AbstractContextManager[Server]:
     """The bare ASGI hello-world on a free port."""
-    return server(lambda port: hello_command(port, proxy_headers=proxy_headers), "/")
+    return server(lambda port: hello_command(port, proxy_headers=proxy_headers, http=http), "/")
+
+
+def limited_hello_server() -> contextlib.AbstractContextManager[Server]:
+    """The same hello-world under tokengate's serving setup (limited httptools protocol)."""
+    return server(lambda port: [PY, str(ROOT / "bench" / "hello_asgi.py"), str(port)], "/")
 
 
 def example_resource_server(
@@ -275,6 +284,12 @@ def example_resource_server(
         return example_rs_command(port, issuer, *extra, cache_max_ttl=cache_max_ttl)
 
     return server(command, "/public/ping", rs_env(rs))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process `pid` has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- wrk ---------------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,14 +62,19 @@ def create_client(
     return out["client_id"], out["client_secret"]
 
 
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll `url` until it answers (any status), or fail."""
+def wait_http(
+    url: str,
+    timeout: float = 20.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
+    """Poll `url` until it answers (any status), or fail; `verify` as httpx's (https://)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"process exited early with {proc.returncode}")
         with contextlib.suppress(httpx.TransportError):
-            httpx.get(url, timeout=1.0)
+            httpx.get(url, timeout=1.0, verify=verify)
             return
         time.sleep(0.05)
     raise AssertionError(f"{url} did not come up within {timeout}s")
@@ -163,15 +169,25 @@ def running_server(
 
 @contextlib.contextmanager
 def running_process(
-    args: Sequence[str], health_url: str, log_path: Path, env: dict[str, str] | None = None
+    args: Sequence[str],
+    health_url: str,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `args` (output to `log_path`) until the block ends; ready once `health_url` answers."""
+    """Run `args` (output to `log_path`) until the block ends; ready once `health_url` answers.
+    `preexec_fn` runs in the child before it starts (e.g. to lower its resource limits)."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            list(args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            preexec_fn=preexec_fn,  # noqa: PLW1509 - only setrlimit, no threads in the child
         )
     try:
-        wait_http(health_url, proc=process)
+        wait_http(health_url, proc=process, verify=verify)
         yield process
     finally:
         process.terminate()

@@ -18,9 +18,11 @@ from tokengate.cli.options import (
     logging_options,
     validator_options,
 )
+from tokengate.cli.serving import ServingOptions, serving_options
 from tokengate.cli.validation import build_validator
 from tokengate.logs import configure_logging
 from tokengate.resource.protocol.responses import DEFAULT_REALM
+from tokengate.serving import uvicorn_config
 
 PREFIX = "TOKENGATE_AUTHZ"
 
@@ -32,6 +34,7 @@ PREFIX = "TOKENGATE_AUTHZ"
 @edge_rules_options(PREFIX, "the original request")
 @env_option(PREFIX, "--realm", default=DEFAULT_REALM, show_default=True)
 @logging_options(PREFIX)
+@serving_options(PREFIX)
 def authz(
     host: str,
     port: int,
@@ -41,6 +44,7 @@ def authz(
     log_level: str,
     log_format: str,
     access_log: bool,
+    serving: ServingOptions,
 ) -> None:
     """Answer /decide (nginx, Traefik, Caddy) and /envoy/** (Envoy ext_authz)."""
     settings = AuthzSettings(
@@ -49,17 +53,19 @@ def authz(
         claim_headers=rules.identity(),
         realm=realm,
     )
+    limits, tls = serving.limits(), serving.tls()
     validator = build_validator(validation)
     configure_logging(log_level, log_format)
-    uvicorn.run(
+    config = uvicorn_config(
         create_authz(settings, validator),
         host=host,
         port=port,
-        lifespan="on",
-        access_log=access_log,
+        limits=limits,
+        tls=tls,
         log_level=log_level,
-        log_config=None,  # our handler (text or JSON) for uvicorn's loggers too
+        access_log=access_log,
+        lifespan="on",
         proxy_headers=False,  # X-Forwarded-* describe the original request, not our peer
         server_header=False,
-        timeout_graceful_shutdown=5,
     )
+    uvicorn.Server(config).run()

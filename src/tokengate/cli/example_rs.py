@@ -10,9 +10,11 @@ import click
 import uvicorn
 
 from tokengate.cli.options import ValidatorOptions, env_option, logging_options, validator_options
+from tokengate.cli.serving import ServingOptions, serving_options
 from tokengate.cli.validation import build_validator
 from tokengate.logs import configure_logging
 from tokengate.resource.example import create_example_app
+from tokengate.serving import uvicorn_config
 
 PREFIX = "TOKENGATE_RS"
 
@@ -29,6 +31,7 @@ PREFIX = "TOKENGATE_RS"
     multiple=True,
     help="Allowed CORS origin; repeat the option (or space-separate in the env variable).",
 )
+@serving_options(PREFIX)
 def example_resource_server(
     host: str,
     port: int,
@@ -37,21 +40,25 @@ def example_resource_server(
     log_format: str,
     access_log: bool,
     cors_origins: tuple[str, ...],
+    serving: ServingOptions,
 ) -> None:
     """Serve /auth-api/** behind token introspection, /public/** open."""
+    limits, tls = serving.limits(), serving.tls()
     validator = build_validator(validation)
     configure_logging(log_level, log_format)
     app = create_example_app(
         validator, token_header=validation.token_header, cors_origins=cors_origins
     )
-    uvicorn.run(
+    config = uvicorn_config(
         app,
         host=host,
         port=port,
+        limits=limits,
+        tls=tls,
         log_level=log_level,
         access_log=access_log,
-        log_config=None,  # our handler (text or JSON) for uvicorn's loggers too
     )
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from tokengate.cli.options import (
     logging_options,
     validator_options,
 )
+from tokengate.cli.serving import ServingOptions, serving_options
 from tokengate.cli.validation import build_validator
 from tokengate.gateway import (
     DEFAULT_METRICS_PATH,
@@ -32,6 +33,7 @@ from tokengate.gateway import (
 )
 from tokengate.logs import configure_logging
 from tokengate.resource.protocol.responses import DEFAULT_REALM
+from tokengate.serving import uvicorn_config
 
 PREFIX = "TOKENGATE_GW"
 
@@ -75,6 +77,7 @@ def _seconds(name: str, default: float, text: str) -> Decorator:
     help='Prometheus endpoint, under the reserved /_tokengate/ prefix ("" disables).',
 )
 @logging_options(PREFIX)
+@serving_options(PREFIX)
 def gateway(
     upstream: str,
     listen: str,
@@ -92,8 +95,10 @@ def gateway(
     log_level: str,
     log_format: str,
     access_log: bool,
+    serving: ServingOptions,
 ) -> None:
     """Reverse-proxy to --upstream, passing tokens through (bypass) or validating them."""
+    limits, tls = serving.limits(), serving.tls()
     configure_logging(log_level, log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every upstream URL at INFO
     try:
@@ -109,21 +114,26 @@ def gateway(
             claim_headers=rules.identity(),
             realm=realm,
             metrics_path=metrics_path or None,
+            ca_file=None if validation.tls_ca_file is None else str(validation.tls_ca_file),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     validator = build_validator(validation) if settings.mode == "introspect" else None
-    app = create_gateway(settings, validator=validator)
-    uvicorn.run(
+    try:
+        app = create_gateway(settings, validator=validator)
+    except ValueError as exc:  # an unusable --tls-ca-file
+        raise click.BadParameter(str(exc)) from None
+    config = uvicorn_config(
         app,
         host=host,
         port=port,
-        lifespan="on",
-        access_log=access_log,
+        limits=limits,
+        tls=tls,
         log_level=log_level,
-        log_config=None,  # our handler (text or JSON) for uvicorn's loggers too
+        access_log=access_log,
+        lifespan="on",
         proxy_headers=False,  # the client address is the peer's: it goes into X-Forwarded-For
         server_header=False,  # the upstream's Server and Date pass through instead
         date_header=False,
-        timeout_graceful_shutdown=5,
     )
+    uvicorn.Server(config).run()

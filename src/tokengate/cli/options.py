@@ -61,6 +61,7 @@ class ValidatorOptions:
     circuit_threshold: int
     circuit_cooldown: float
     redis_url: str | None
+    tls_ca_file: Path | None
 
     def settings(self) -> ValidatorSettings:
         """Validated `ValidatorSettings`; a usage error names what is missing or wrong."""
@@ -83,6 +84,7 @@ class ValidatorOptions:
                 timeouts=Timeouts.within(self.introspection_timeout),
                 failure_threshold=self.circuit_threshold,
                 cooldown=self.circuit_cooldown,
+                ca_file=None if self.tls_ca_file is None else str(self.tls_ca_file),
             )
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
@@ -192,6 +194,13 @@ def _validator_option_list(prefix: str) -> list[Decorator]:
             prefix,
             "--redis-url",
             help="Share cached answers between processes in Redis (tokengate[redis]).",
+        ),
+        env_option(
+            prefix,
+            "--tls-ca-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Trust only the CAs in this PEM file for https:// calls out (to the issuer;"
+            " the gateway's upstream too); default: the system's.",
         ),
     ]
 

@@ -8,17 +8,25 @@ import click
 import uvicorn
 
 from tokengate.cli.common import database_option, store_for
+from tokengate.cli.serving import ServingOptions, serving_options
 from tokengate.logs import configure_logging
 from tokengate.server import AuthorizationServer, Settings, create_app
 from tokengate.server.console import ConsoleRefused
 from tokengate.server.throttle import Limits
+from tokengate.serving import uvicorn_config
+
+PREFIX = "TOKENGATE_SERVE"
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=9000, show_default=True, type=click.IntRange(0, 65535))
 @database_option
-@click.option("--issuer", envvar="TOKENGATE_ISSUER", help="Issuer URL (default http://HOST:PORT).")
+@click.option(
+    "--issuer",
+    envvar="TOKENGATE_ISSUER",
+    help="Issuer URL (default http://HOST:PORT, https:// with --tls-cert).",
+)
 @click.option(
     "--log-level",
     default="info",
@@ -56,6 +64,7 @@ from tokengate.server.throttle import Limits
     show_default=True,
     help="Serve the browser admin console under /admin (needs an https or loopback issuer).",
 )
+@serving_options(PREFIX)
 def serve(
     host: str,
     port: int,
@@ -66,13 +75,15 @@ def serve(
     access_log: bool,
     max_auth_failures: tuple[int, int],
     admin_console: bool,
+    serving: ServingOptions,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
+    limits, tls = serving.limits(), serving.tls()
     configure_logging(log_level, log_format)
     store = store_for(database)
     per_client, per_address = max_auth_failures
     settings = Settings(
-        issuer=issuer or f"http://{host}:{port}",
+        issuer=_issuer(issuer, serving.scheme, host, port),
         access_log=access_log,
         throttle=Limits(per_client_and_address=per_client, per_address=per_address),
         admin_console=admin_console,
@@ -81,20 +92,27 @@ def serve(
         app = create_app(settings, store)
     except ConsoleRefused as exc:
         raise click.BadParameter(str(exc), param_hint="--admin-console") from None
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
         host=host,
         port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,  # ours (--access-log) carries request ids and never a query string
-        proxy_headers=False,  # direct exposure by default; put a proxy-aware LB config in front
+        limits=limits,
+        tls=tls,
         log_level=log_level,
-        log_config=None,  # keep our handler (JSON or text) for uvicorn's loggers too
-        timeout_graceful_shutdown=5,
+        lifespan="on",
+        proxy_headers=False,  # direct exposure by default; put a proxy-aware LB config in front
     )
     _Server(config, app).run()
+
+
+def _issuer(given: str | None, scheme: str, host: str, port: int) -> str:
+    """The issuer identifier (RFC 8414 §2): given, or this server's own URL. A server that
+    terminates TLS itself refuses an http:// issuer: every URL in its metadata would be wrong."""
+    if given is None:
+        return f"{scheme}://{host}:{port}"
+    if scheme == "https" and not given.startswith("https://"):
+        raise click.BadParameter("must be https:// when --tls-cert is given", param_hint="--issuer")
+    return given
 
 
 class _Server(uvicorn.Server):

@@ -27,6 +27,7 @@ from tokengate.gateway.upstream import Upstream
 from tokengate.resource.adapters import require_validator
 from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.metrics import MetricsApp, metrics_registry
+from tokengate.resource.runtime.tls import client_context
 from tokengate.resource.runtime.validator import Validator
 
 logger = logging.getLogger("tokengate.gateway")
@@ -62,7 +63,9 @@ class Gateway:
         self.settings = settings
         self.validator = validator
         self.background = background
-        self.client = client or PooledUpstream(settings.upstream, settings.timeouts, settings.pool)
+        self.client = client or PooledUpstream(
+            settings.upstream, settings.timeouts, settings.pool, client_context(settings.ca_file)
+        )
         self.registry = metrics_registry(validator)
         self.metrics = GatewayMetrics(self.registry)
         self.metrics_app = MetricsApp(self.registry)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 
 import aiohttp
@@ -57,8 +58,15 @@ _AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 class PooledUpstream:
     """Keep-alive HTTP/1.1 connections to one origin, at most `pool.max_connections` at once."""
 
-    def __init__(self, origin: str, timeouts: UpstreamTimeouts, pool: UpstreamPool) -> None:
+    def __init__(
+        self,
+        origin: str,
+        timeouts: UpstreamTimeouts,
+        pool: UpstreamPool,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.origin = yarl.URL(origin).origin()
+        self.ssl_context = ssl_context  # for an https:// upstream; None: the system's CAs
         self.timeouts = timeouts
         self.pool = pool
         self._timeout = aiohttp.ClientTimeout(
@@ -110,7 +118,9 @@ class PooledUpstream:
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = _Connector(
-                limit=self.pool.max_connections, keepalive_timeout=self.pool.keepalive_expiry
+                limit=self.pool.max_connections,
+                keepalive_timeout=self.pool.keepalive_expiry,
+                ssl=self.ssl_context or True,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

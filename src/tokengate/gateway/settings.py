@@ -61,6 +61,7 @@ class GatewaySettings:
     claim_headers: tuple[ClaimHeader, ...] = DEFAULT_CLAIM_HEADERS
     realm: str = DEFAULT_REALM
     metrics_path: str | None = DEFAULT_METRICS_PATH
+    ca_file: str | None = None  # PEM CAs trusted for an https:// upstream (None: the system's)
 
     def __post_init__(self) -> None:
         try:

@@ -22,6 +22,7 @@ class ValidatorSettings:
     endpoint is then `…/oauth2/events` beside it, unless `events_url` says otherwise).
     Revocation events are followed by default: cached answers are kept for their lifetime
     (up to `max_ttl`) while the feed is live, and at most `outage_ttl` seconds while it is not.
+    `ca_file`: only the CAs in this PEM file are trusted for https:// to the issuer.
     """
 
     client_id: str
@@ -42,6 +43,7 @@ class ValidatorSettings:
     stream_timeouts: StreamTimeouts = DEFAULT_STREAM_TIMEOUTS
     shared_cache_timeout: float = 0.25
     allow_insecure: bool = False
+    ca_file: str | None = None  # PEM CAs trusted for https:// to the issuer (None: the system's)
 
     def __post_init__(self) -> None:
         if self.issuer is not None and self.introspection_url is not None:

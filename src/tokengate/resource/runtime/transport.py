@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -35,9 +36,16 @@ _CHUNK = 64 * 1024
 class PooledTransport:
     """Keep-alive HTTP/1.1 connections, at most `max_connections` at once."""
 
-    def __init__(self, *, max_connections: int = 100, keepalive: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.keepalive = keepalive
+        self.ssl_context = ssl_context  # None: the system's trust store
         self._session: aiohttp.ClientSession | None = None
         # Made once, not per request: parsing a URL and building a timeout are per-call costs.
         self._timeouts: dict[AttemptTimeouts, aiohttp.ClientTimeout] = {}
@@ -100,7 +108,9 @@ class PooledTransport:
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self.max_connections, keepalive_timeout=self.keepalive
+                limit=self.max_connections,
+                keepalive_timeout=self.keepalive,
+                ssl=self.ssl_context or True,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

@@ -36,6 +36,7 @@ from tokengate.resource.runtime.settings import ValidatorSettings
 from tokengate.resource.runtime.singleflight import SingleFlight
 from tokengate.resource.runtime.stats import Stats
 from tokengate.resource.runtime.subscriber import RevocationSubscriber
+from tokengate.resource.runtime.tls import client_context
 from tokengate.resource.runtime.transport import PooledTransport
 
 logger = logging.getLogger("tokengate.resource")
@@ -83,12 +84,16 @@ class Validator:
         self._flight = SingleFlight[TokenClaims](self.stats.singleflight_joins)
         self._evictions = 0  # bumped by every eviction; see `_fetch`
         self._owns_transport = transport is None
-        self.transport = transport if transport is not None else PooledTransport()
+        self.transport = transport if transport is not None else self._transport()
         self.introspector = introspector or self._client()
         self.subscriber = self._subscriber() if settings.revocation_events else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: LoopThread | None = None
         self._thread_lock = threading.Lock()
+
+    def _transport(self) -> PooledTransport:
+        """The default transport, trusting `settings.ca_file` (a `ValueError` if unusable)."""
+        return PooledTransport(ssl_context=client_context(self.settings.ca_file))
 
     # -- lifecycle -------------------------------------------------------------------------
 
