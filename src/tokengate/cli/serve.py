@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from types import FrameType
+from typing import Any
 
 import click
 import uvicorn
@@ -11,6 +13,8 @@ from tokengate.cli.common import database_option, store_for
 from tokengate.logs import configure_logging
 from tokengate.server import AuthorizationServer, Settings, create_app
 from tokengate.server.throttle import Limits
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 
 
 @click.command()
@@ -48,6 +52,23 @@ from tokengate.server.throttle import Limits
     help="Failed client authentications allowed per minute per (client id, address) and per"
     " address before 429.",
 )
+@click.option(
+    "--max-event-streams",
+    envvar="TOKENGATE_MAX_EVENT_STREAMS",
+    type=click.IntRange(0),
+    default=_DEFAULTS["max_event_streams"],
+    show_default=True,
+    help="Revocation event streams this process holds at most; beyond: 503 + Retry-After.",
+)
+@click.option(
+    "--event-heartbeat",
+    envvar="TOKENGATE_EVENT_HEARTBEAT",
+    type=click.FloatRange(0.1, 60),
+    default=_DEFAULTS["event_heartbeat"],
+    show_default=True,
+    help="Seconds between heartbeats on a quiet event stream (keep subscribers'"
+    " --heartbeat-timeout above twice this).",
+)
 def serve(
     host: str,
     port: int,
@@ -57,6 +78,8 @@ def serve(
     log_format: str,
     access_log: bool,
     max_auth_failures: tuple[int, int],
+    max_event_streams: int,
+    event_heartbeat: float,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     configure_logging(log_level, log_format)
@@ -65,6 +88,8 @@ def serve(
     settings = Settings(
         issuer=issuer or f"http://{host}:{port}",
         access_log=access_log,
+        max_event_streams=max_event_streams,
+        event_heartbeat=event_heartbeat,
         throttle=Limits(per_client_and_address=per_client, per_address=per_address),
     )
     app = create_app(settings, store)

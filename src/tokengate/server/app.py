@@ -36,6 +36,7 @@ from tokengate.logs import RequestIds
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
 from tokengate.server.events import EventHub
+from tokengate.server.fanout import Fanout, StreamsFull
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.request_headers import request_headers
 from tokengate.server.settings import Settings
@@ -62,7 +63,12 @@ class AuthorizationServer:
         self.store = store
         self.metrics = metrics or ServerMetrics()
         self.request_ids = RequestIds()
-        self.hub = EventHub(store, settings.event_poll_interval)
+        fanout = Fanout(
+            max_streams=settings.max_event_streams,
+            queue_bytes=settings.event_queue_bytes,
+            heartbeat=settings.event_heartbeat,
+        )
+        self.hub = EventHub(store, settings.event_poll_interval, fanout)
         self.endpoints = Endpoints(
             settings, store, clock, self.metrics,
             on_revocation=self.hub.poke, cache_trusted=self.hub.is_current,
@@ -77,9 +83,8 @@ class AuthorizationServer:
         self.hub.add_listener(self.endpoints.auth_cache.on_events)
         self.hub.add_listener(self.endpoints.token_cache.on_events)
         self._clock = clock
-        self._closing = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stream = EventStream(store, self.hub, self._closing, settings.event_heartbeat)
+        self._stream = EventStream(store, self.hub)
         self._purger: asyncio.Task[None] | None = None
         e = self.endpoints
         self.routes: dict[str, tuple[frozenset[str], Handler]] = {
@@ -164,6 +169,13 @@ class AuthorizationServer:
             await self.endpoints.introspecting_client(headers, {})
             last_id = _header(scope, b"last-event-id")
             position = start_position(last_id, self.hub.position)
+            subscription = self.hub.subscribe()
+        except StreamsFull as exc:
+            retry = {"Retry-After": str(self.settings.retry_after_seconds)}
+            await send_response(
+                send, error_response(TemporarilyUnavailable(str(exc), headers=retry))
+            )
+            return
         except OAuthError as exc:
             await send_response(send, error_response(exc))
             return
@@ -172,7 +184,7 @@ class AuthorizationServer:
             return
         self.metrics.event_subscribers.inc()
         try:
-            await self._stream.run(position, receive, send)
+            await self._stream.run(subscription, position, receive, send)
         finally:
             self.metrics.event_subscribers.dec()
 
@@ -199,11 +211,10 @@ class AuthorizationServer:
         a graceful stop does not wait for subscribers that would never hang up."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._closing.set)
+            loop.call_soon_threadsafe(self.hub.fanout.end)
 
     async def shutdown(self) -> None:
         """Stop background work and close the store."""
-        self._closing.set()
         self.endpoints.body.close()
         await self.hub.stop()
         if self._purger is not None:
