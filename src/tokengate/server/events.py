@@ -52,7 +52,7 @@ class EventHub:
     ) -> None:
         self.store = store
         self.poll_interval = poll_interval
-        self.fanout = fanout or Fanout()
+        self.fanout = fanout if fanout is not None else Fanout()
         self.position = 0
         self._listeners: list[Listener] = []
         self._poked = asyncio.Event()
