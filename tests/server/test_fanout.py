@@ -9,9 +9,17 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.core.records import make_client
+from tests.support.fake_events import until
+from tokengate.asgi.types import Message
 from tokengate.core.models import RevocationEvent
 from tokengate.server.events import EventHub
-from tokengate.server.fanout import HEARTBEAT, Fanout, StreamsFull, Subscription
+from tokengate.server.fanout import (
+    CLOSE_WHEN_STALE,
+    HEARTBEAT,
+    Fanout,
+    StreamsFull,
+    Subscription,
+)
 from tokengate.storage.memory import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -29,10 +37,35 @@ class CountingStore(MemoryStore):
         return await super().events_after(position, limit)
 
 
+class Peer:
+    """An ASGI `send` recording the bodies; `blocked`: a write waits for a peer that never reads."""
+
+    def __init__(self, *, blocked: bool = False) -> None:
+        self.bodies: list[bytes] = []
+        self.ended = False
+        self.blocked = blocked
+        self.disconnected = False
+
+    async def send(self, message: Message) -> None:
+        self.bodies.append(message["body"])
+        self.ended = not message["more_body"]
+        if self.blocked:
+            await asyncio.Event().wait()
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+
+
 async def disable(store: MemoryStore, client_id: str) -> None:
     """Append one `client_disabled` event."""
     await store.add_client(make_client(client_id=client_id))
     await store.disable_client(client_id, at=1_700_000_000)
+
+
+async def live(fanout: Fanout, peer: Peer, head: int = 0) -> Subscription:
+    subscription = fanout.subscribe(head, peer.send, peer.disconnect)
+    await subscription.go_live()
+    return subscription
 
 
 @pytest.fixture
@@ -44,96 +77,121 @@ async def hub() -> AsyncIterator[EventHub]:
 
 
 async def test_one_read_and_one_encoding_for_every_stream(hub: EventHub) -> None:
-    """1,000 streams, one event: one `events_after` call, the same bytes object queued for all."""
+    """1,000 streams, one event: one `events_after` call, the same bytes object sent to all."""
     store = hub.store
     assert isinstance(store, CountingStore)
-    subscriptions = [hub.subscribe() for _ in range(1_000)]
+    peers = [Peer() for _ in range(1_000)]
+    subscriptions = [await live(hub.fanout, peer, hub.position) for peer in peers]
     await disable(store, "tgc_gone")
     await hub.sync()
     assert store.reads == 1
-    chunks = [await s.take() for s in subscriptions]
-    assert chunks[0] is not None
-    assert b'"client_id":"tgc_gone"' in chunks[0]
-    assert all(chunk is chunks[0] for chunk in chunks)
+    sent = [peer.bodies for peer in peers]
+    assert b'"client_id":"tgc_gone"' in sent[0][0]
+    assert all(len(bodies) == 1 and bodies[0] is sent[0][0] for bodies in sent)
     assert {s.head for s in subscriptions} == {0}
     assert hub.position == 1
 
 
-async def test_a_subscription_holds_exactly_the_events_after_its_head(hub: EventHub) -> None:
-    """Subscribed at position 1: the queue holds event 2 only (event 1 is the store's to replay)."""
+async def test_a_subscription_gets_exactly_the_events_after_its_head(hub: EventHub) -> None:
+    """Subscribed at position 1 (replaying, not yet live): event 2 is queued, then written."""
     await disable(hub.store, "tgc_one")  # type: ignore[arg-type]
     await hub.sync()
-    late = hub.subscribe()
+    peer = Peer()
+    late = hub.subscribe(peer.send, peer.disconnect)
     await disable(hub.store, "tgc_two")  # type: ignore[arg-type]
     await hub.sync()
-    chunk = await late.take()
     assert late.head == 1
-    assert chunk is not None
-    assert b"id: 2\n" in chunk
-    assert b"id: 1\n" not in chunk
+    assert peer.bodies == []  # the stream writes its backlog up to its head first
+    await late.go_live()
+    assert b"".join(peer.bodies).startswith(b"id: 2\n")
+    assert b"id: 1\n" not in b"".join(peer.bodies)
 
 
 async def test_a_stream_that_falls_behind_is_dropped() -> None:
-    """Past `queue_bytes` unsent: the stream's task is cancelled and it leaves the fan-out."""
+    """A write that waits queues what follows; past `queue_bytes` the stream is disconnected."""
     fanout = Fanout(queue_bytes=100)
-
-    async def blocked_stream(ready: asyncio.Future[Subscription]) -> None:
-        ready.set_result(fanout.subscribe(0))
-        await asyncio.Event().wait()  # a peer that never reads: the write never completes
-
-    ready: asyncio.Future[Subscription] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(blocked_stream(ready))
-    slow = await ready
-    keeping_up = fanout.subscribe(0)
-    fanout.publish(b"x" * 60)
-    assert not slow.dropped
-    assert await keeping_up.take() == b"x" * 60
-    fanout.publish(b"y" * 60)
-    assert slow.dropped
+    slow, keeping_up = Peer(blocked=True), Peer()
+    stuck = await live(fanout, slow)
+    await live(fanout, keeping_up)
+    for chunk in (b"a" * 60, b"b" * 60, b"c" * 60):  # a: written (waits), b: queued, c: over
+        fanout.publish(chunk)
+    assert stuck.dropped
+    assert slow.disconnected
     assert fanout.dropped == 1
-    with pytest.raises(asyncio.CancelledError):
-        await task
     assert len(fanout) == 1  # the one that kept up stays
-    assert await keeping_up.take() == b"y" * 60
+    assert keeping_up.bodies == [b"a" * 60, b"b" * 60, b"c" * 60]
+    assert slow.bodies == [b"a" * 60]
+
+
+async def test_a_write_that_waited_is_followed_by_the_queue_in_order() -> None:
+    """Once the peer reads again the queued chunks follow, in order, then direct writes resume."""
+    fanout = Fanout()
+    peer = Peer()
+    reading = asyncio.Event()
+
+    async def send(message: Message) -> None:
+        await reading.wait()
+        await peer.send(message)
+
+    subscription = fanout.subscribe(0, send, peer.disconnect)
+    fanout.publish(b"one")  # queued: the stream is not live yet
+    live_task = asyncio.create_task(subscription.go_live())
+    fanout.publish(b"two")
+    reading.set()
+    await live_task
+    fanout.publish(b"three")
+    await until(lambda: b"".join(peer.bodies) == b"onetwothree")
+    assert subscription.idle
 
 
 async def test_the_cap_refuses_subscriptions_beyond_it() -> None:
     """At `max_streams` streams a new subscription raises `StreamsFull`; one leaving frees one."""
     fanout = Fanout(max_streams=2)
-    first, _second = fanout.subscribe(0), fanout.subscribe(0)
+    first, _second = await live(fanout, Peer()), await live(fanout, Peer())
     with pytest.raises(StreamsFull):
-        fanout.subscribe(0)
+        fanout.subscribe(0, Peer().send, Peer().disconnect)
     assert fanout.refused == 1
     fanout.unsubscribe(first)
     fanout.unsubscribe(first)  # idempotent
     assert len(fanout) == 1
-    fanout.subscribe(0)
+    await live(fanout, Peer())
 
 
-async def test_heartbeats_reach_idle_streams_and_stop_when_the_log_is_unread() -> None:
-    """Every idle stream gets a comment within one interval; when the hub is not current, the
-    streams are closed instead (a heartbeat would vouch for a feed that is not being read)."""
+async def test_heartbeats_reach_idle_streams_only_while_the_log_is_read() -> None:
+    """Every stream gets a comment within one interval; while the hub is not current none (a
+    heartbeat would vouch for a feed that is not being read); long stale, streams close."""
     fanout = Fanout(heartbeat=0.08)
-    current = True
-    subscriptions = [fanout.subscribe(0) for _ in range(20)]
-    fanout.start(lambda: current)
+    current, stale = True, 0.0
+    peers = [Peer() for _ in range(20)]
+    for peer in peers:
+        await live(fanout, peer)
+    fanout.start(lambda: current, lambda: stale)
     try:
-        chunks = await asyncio.wait_for(asyncio.gather(*(s.take() for s in subscriptions)), 2)
-        assert set(chunks) == {HEARTBEAT}
-        current = False
-        ended = await asyncio.wait_for(asyncio.gather(*(s.take() for s in subscriptions)), 2)
-        assert set(ended) == {None}
+        await asyncio.sleep(0.15)
+        assert all(peer.bodies and set(peer.bodies) == {HEARTBEAT} for peer in peers)
+        current, stale = False, 1.0
+        await asyncio.sleep(0.02)
+        counts = [len(peer.bodies) for peer in peers]
+        await asyncio.sleep(0.2)
+        assert [len(peer.bodies) for peer in peers] == counts
+        assert not any(peer.ended for peer in peers)
+        stale = CLOSE_WHEN_STALE + 1
+        await asyncio.sleep(0.05)
+        assert all(peer.ended for peer in peers)
     finally:
         await fanout.stop()
 
 
-async def test_stopping_closes_streams_and_later_subscribers() -> None:
-    """`stop` ends every stream after what was queued; a later subscription ends at once."""
+async def test_stopping_ends_streams_and_later_subscribers() -> None:
+    """`stop` ends every response; a subscription made afterwards ends once it is live."""
     fanout = Fanout()
-    fanout.start(lambda: True)
-    early = fanout.subscribe(0)
+    fanout.start(lambda: True, lambda: 0.0)
+    early = Peer()
+    await live(fanout, early)
     fanout.publish(b"last words")
     await fanout.stop()
-    assert await early.take() == b"last words"
-    assert await early.take() is None
-    assert await fanout.subscribe(0).take() is None
+    assert early.bodies == [b"last words", b""]
+    assert early.ended
+    late = Peer()
+    await live(fanout, late)
+    assert late.ended

@@ -45,6 +45,8 @@ class Peer:
         self.messages.append(message)
         if self.blocked.is_set() and message["type"] == "http.response.body":
             await asyncio.Event().wait()
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.gone.set()  # the response is complete: `receive` answers http.disconnect
 
     @property
     def status(self) -> int:

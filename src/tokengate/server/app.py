@@ -169,7 +169,9 @@ class AuthorizationServer:
             await self.endpoints.introspecting_client(headers, {})
             last_id = _header(scope, b"last-event-id")
             position = start_position(last_id, self.hub.position)
-            subscription = self.hub.subscribe()
+            stream_task = asyncio.current_task()
+            assert stream_task is not None
+            subscription = self.hub.subscribe(send, stream_task.cancel)
         except StreamsFull as exc:
             retry = {"Retry-After": str(self.settings.retry_after_seconds)}
             await send_response(

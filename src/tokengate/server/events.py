@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
+from tokengate.asgi.types import Send
 from tokengate.core.models import RevocationEvent
 from tokengate.core.wire import Notice, revocation_frame
 from tokengate.server.fanout import Fanout, Subscription
@@ -72,7 +73,7 @@ class EventHub:
         self.position = await self.store.last_position()
         self._last_ok = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="tokengate-event-hub")
-        self.fanout.start(self.is_current)
+        self.fanout.start(self.is_current, self.stale_for)
 
     async def stop(self) -> None:
         """Stop following and end every stream."""
@@ -82,6 +83,10 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def stale_for(self) -> float:
+        """Seconds since the log was last read completely."""
+        return time.monotonic() - self._last_ok
+
     def is_current(self) -> bool:
         """True while the hub has read the log recently: caches may trust invalidations."""
         return time.monotonic() - self._last_ok < self._trust_window
@@ -90,10 +95,10 @@ class EventHub:
         """A local write just appended events: look now rather than at the next poll."""
         self._poked.set()
 
-    def subscribe(self) -> Subscription:
+    def subscribe(self, send: Send, disconnect: Callable[[], object]) -> Subscription:
         """A stream's subscription to every event after the current position (`StreamsFull`
-        at the cap)."""
-        return self.fanout.subscribe(self.position)
+        at the cap); see `Fanout.subscribe`."""
+        return self.fanout.subscribe(self.position, send, disconnect)
 
     async def sync(self) -> None:
         """Read every event past our position, tell listeners, feed the streams."""

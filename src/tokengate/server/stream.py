@@ -20,7 +20,6 @@ seconds of quiet, so a subscriber that hears nothing for a few seconds knows the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from tokengate.asgi.types import Receive, Send
 from tokengate.core.errors import InvalidRequest
@@ -50,7 +49,7 @@ def start_position(last_event_id: str | None, head: int) -> int:
 
 class EventStream:
     """Serves subscriptions; each stream ends when its client disconnects, the server stops,
-    or it falls too far behind (dropped by the fan-out)."""
+    or it falls too far behind (dropped by the fan-out, which then cancels its task)."""
 
     def __init__(self, store: EventStore, hub: EventHub) -> None:
         self.store = store
@@ -59,18 +58,15 @@ class EventStream:
     async def run(
         self, subscription: Subscription, position: int, receive: Receive, send: Send
     ) -> None:
-        """Send the backlog after `position`, a sync frame, then live events until the end."""
-        watcher = asyncio.ensure_future(_disconnected(receive))
-        watcher.add_done_callback(lambda _: subscription.close())
+        """Send the backlog after `position` and a sync frame; the fan-out writes live events
+        from then on, while this task waits for the disconnect (or the end of the response)."""
         try:
             await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
             await _body(send, PREAMBLE)
             await self._replay(position, subscription.head, send)
             await _body(send, sync_frame(subscription.head))
-            while (chunk := await subscription.take()) is not None:
-                await _body(send, chunk)
-            if not watcher.done():
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await subscription.go_live()
+            await _disconnected(receive)
         except asyncio.CancelledError:
             if not subscription.dropped:
                 raise
@@ -79,18 +75,12 @@ class EventStream:
             pass  # the peer went away mid-write
         finally:
             self.hub.fanout.unsubscribe(subscription)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watcher
 
     async def _replay(self, position: int, head: int, send: Send) -> None:
         """The events in (position, head], from the store, in batches."""
         while position < head:
-            batch = [
-                e
-                for e in await self.store.events_after(position, REPLAY_BATCH)
-                if e.position <= head
-            ]
+            stored = await self.store.events_after(position, REPLAY_BATCH)
+            batch = [e for e in stored if e.position <= head]
             if not batch:
                 return
             await _body(send, b"".join(event_frame(e) for e in batch))
