@@ -33,6 +33,7 @@ from tokengate.resource.runtime.subscriber import (
 )
 from tokengate.resource.runtime.validator import Validator
 from tokengate.resource.testing import FakeClock, StaticIntrospector, claims
+from tokengate.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -430,3 +431,10 @@ async def test_answer_in_flight_across_an_eviction_is_not_kept(clock: FakeClock)
     assert len(validator.cache) == 0
     await validator.lookup(token)
     assert len(validator.cache) == 1
+
+
+def test_the_defaults_bound_a_hung_issuer_at_ten_seconds() -> None:
+    """Heartbeat timeout + outage TTL ≤ 10 s, and the timeout outlasts two server heartbeats."""
+    settings = ValidatorSettings(client_id="rs", client_secret="s", issuer="https://as.example")
+    assert settings.stream_timeouts.read + settings.outage_ttl <= 10.0
+    assert settings.stream_timeouts.read > 2 * Settings(issuer="https://as.example").event_heartbeat
