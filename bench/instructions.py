@@ -11,7 +11,9 @@ sides of a ratio, so the wall-clock ratios are a little closer to 1 than these).
 1. authorization server: bare ASGI hello-world (GET, same uvicorn settings) vs introspection
    (cached token) and token issuance (SQLite, durable) — cf. `as_throughput.py`;
 2. example resource server: unprotected `GET /public/ping` vs protected `GET /auth-api/hello`
-   with a warm cache — cf. `rs_overhead.py`.
+   with a warm cache — cf. `rs_overhead.py`;
+3. `tokengate authz`: a warm `/decide` (nginx `auth_request` headers) vs the hello-world sent the
+   same request and a bare `GET /` — cf. `edge.py`.
 
     .venv/bin/python bench/instructions.py [--requests 2000]
 
@@ -47,6 +49,7 @@ from _harness import (
     process,
     rs_env,
     serve_command,
+    tokengate,
 )
 
 from tokengate.core.wire import INTROSPECT_PATH, TOKEN_PATH
@@ -178,6 +181,28 @@ def resource_server_ratio(as_url: str, rs: ClientCredentials, token: str, n: int
           f"{public / protected:.2f}x  (wall-clock target >= 0.85x)")  # fmt: skip
 
 
+def decision_ratio(as_url: str, decider: ClientCredentials, token: str, n: int) -> None:
+    """`/decide` (warm) vs the hello-world receiving the very same request, under callgrind."""
+    headers = (
+        f"X-Original-Method: GET\r\nX-Original-URI: /public/ping\r\n{TOKEN_HEADER}: {token}\r\n"
+    )
+    port = free_port()
+    with under_callgrind(hello_command(port), port) as cg:
+        bare = instructions_per_request(cg, port, get("/"), n)
+        same = instructions_per_request(cg, port, get("/decide", headers), n)
+    command = tokengate("authz", "--port", str(port := free_port()), "--issuer", as_url,
+                        "--protect", "/**", "--log-level", "warning")  # fmt: skip
+    env = {"TOKENGATE_AUTHZ_CLIENT_ID": decider.client_id,
+           "TOKENGATE_AUTHZ_CLIENT_SECRET": decider.client_secret}  # fmt: skip
+    with under_callgrind(command, port, env) as cg:
+        decide = instructions_per_request(cg, port, get("/decide", headers), n)
+    print(f"hello-world, bare GET /        {bare:9.0f} instructions/request")
+    print(f"hello-world, the /decide request {same:7.0f}")
+    print(f"authz /decide, warm cache      {decide:9.0f}  -> decide/hello (same request) "
+          f"{same / decide:.2f}x, decide/hello (bare) {bare / decide:.2f}x"
+          "  (wall-clock target >= 0.6x)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -193,6 +218,7 @@ def main() -> None:
         token = fetch_token(auth.url, client)
         authorization_server_ratios(db, client, rs, token, args.requests)
         resource_server_ratio(auth.url, rs, token, args.requests)
+        decision_ratio(auth.url, rs, token, args.requests)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from tokengate.resource.protocol.errors import (
     MissingToken,
     ServiceUnavailable,
 )
-from tokengate.resource.protocol.resolver import resolve_token
+from tokengate.resource.protocol.resolver import RawTokenReader
 from tokengate.resource.protocol.responses import render_error
 from tokengate.resource.runtime.validator import Validator
 
@@ -37,8 +37,7 @@ class Decider:
     def __init__(self, settings: AuthzSettings, validator: Validator) -> None:
         self.settings = settings
         self.validator = validator
-        token_header = settings.token_header.lower().encode("latin-1")
-        self._token_headers = frozenset({b"authorization", token_header})
+        self._token = RawTokenReader(settings.token_header)
         self._answers: dict[int, tuple[TokenClaims, Response]] = {}
 
     async def decide(self, original: OriginalRequest, headers: RawHeaders) -> tuple[Response, str]:
@@ -48,7 +47,7 @@ class Decider:
         if requirement is None:
             return UNPROTECTED, "unprotected"
         try:
-            token = resolve_token(self._tokens(headers), token_header=s.token_header)
+            token = self._token(headers)
             claims = validated(await self.validator.validate(token, requirement.scopes))
         except BearerError as error:
             return render_error(error, s.realm), result_of(error)
@@ -70,14 +69,6 @@ class Decider:
     def refuse(self, error: BearerError) -> tuple[Response, str]:
         """A refusal decided before the pipeline (an ambiguous original request)."""
         return render_error(error, self.settings.realm), result_of(error)
-
-    def _tokens(self, headers: RawHeaders) -> list[tuple[str, str]]:
-        wanted = self._token_headers
-        return [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in headers
-            if name in wanted or (not name.islower() and name.lower() in wanted)
-        ]
 
 
 def result_of(error: BearerError) -> str:

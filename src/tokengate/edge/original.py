@@ -48,24 +48,36 @@ def from_forward_auth(headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
 
 
 def forward_auth_target(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
-    """The original method and request target, unvalidated (see `original`)."""
-    found: dict[bytes, str] = {}
+    """The original method and request target, unvalidated (see `original`).
+
+    On every decision: one pass over the headers, decoding only the four that matter.
+    """
+    found: dict[bytes, bytes] = {}
     for name, value in headers:
-        if name in _WANTED or (not name.islower() and name.lower() in _WANTED):
-            key = name.lower()
-            if key in found:
-                raise AmbiguousOriginal(f"repeated {key.decode()} header")
-            found[key] = value.decode("latin-1").strip()
-    described = []
-    for method, uri in (_NGINX, _FORWARDED):
-        if method in found or uri in found:
-            _check_both(found, method, uri)
-            described.append((found[method], found[uri]))
-    if not described:
-        raise AmbiguousOriginal("no original request: set X-Original-Method and X-Original-URI")
-    if len(set(described)) > 1:
+        if name in _WANTED or (not name.islower() and (name := name.lower()) in _WANTED):
+            if name in found:
+                raise AmbiguousOriginal(f"repeated {name.decode()} header")
+            found[name] = value
+    nginx = _described(found, _NGINX)
+    forwarded = _described(found, _FORWARDED)
+    if nginx is None:
+        if forwarded is None:
+            raise AmbiguousOriginal("no original request: set X-Original-Method and X-Original-URI")
+        return forwarded
+    if forwarded is not None and forwarded != nginx:
         raise AmbiguousOriginal("X-Original-* and X-Forwarded-* describe different requests")
-    return described[0]
+    return nginx
+
+
+def _described(found: dict[bytes, bytes], names: tuple[bytes, bytes]) -> tuple[str, str] | None:
+    """The (method, target) one header family gives, None if absent; half a family is refused."""
+    method, uri = found.get(names[0]), found.get(names[1])
+    if method is None and uri is None:
+        return None
+    if method is None or uri is None:
+        missing = names[0] if method is None else names[1]
+        raise AmbiguousOriginal(f"the original request is incomplete: no {missing.decode()} header")
+    return method.decode("latin-1").strip(), uri.decode("latin-1").strip()
 
 
 def from_envoy(method: str, raw_path: bytes, query: bytes, prefix: str) -> OriginalRequest:
@@ -97,9 +109,3 @@ def original(method: str, target: str) -> OriginalRequest:
             "dot segments, encoded slashes and backslashes are not accepted in the path"
         )
     return OriginalRequest(method, unquote(path, errors="replace"), raw)
-
-
-def _check_both(found: dict[bytes, str], method: bytes, uri: bytes) -> None:
-    if method not in found or uri not in found:
-        missing = (method if method not in found else uri).decode()
-        raise AmbiguousOriginal(f"the original request is incomplete: no {missing} header")

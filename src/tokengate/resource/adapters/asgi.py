@@ -19,7 +19,7 @@ from tokengate.core.responses import Response
 from tokengate.resource.adapters import Protection, validated
 from tokengate.resource.protocol.errors import BearerError
 from tokengate.resource.protocol.policy import Policy
-from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_token
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, RawTokenReader
 from tokengate.resource.protocol.responses import DEFAULT_REALM, render_error
 from tokengate.resource.runtime.validator import Validator
 
@@ -42,7 +42,7 @@ class TokenGateMiddleware(Protection):
         super().__init__(validator, "TokenGateMiddleware", policy, token_header, realm)
         self.app = app
         # Only these headers can carry the token; the others are never decoded.
-        self._token_headers = frozenset({b"authorization", token_header.lower().encode("latin-1")})
+        self._token = RawTokenReader(token_header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -58,9 +58,7 @@ class TokenGateMiddleware(Protection):
             await self.app(scope, receive, send)
             return
         try:
-            token = resolve_token(
-                _headers(scope, self._token_headers), token_header=self.token_header
-            )
+            token = self._token(scope["headers"])
             claims = validated(await self.validator.validate(token, requirement.scopes))
         except BearerError as error:
             await _refuse(scope, send, render_error(error, self.realm))
@@ -83,15 +81,6 @@ class TokenGateMiddleware(Protection):
             await send(message)
 
         await self.app(scope, receive_starting, send_closing)
-
-
-def _headers(scope: Scope, wanted: frozenset[bytes]) -> list[tuple[str, str]]:
-    """The request headers named in `wanted` (lower-case), decoded."""
-    return [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope["headers"]
-        if name in wanted or (not name.islower() and name.lower() in wanted)
-    ]
 
 
 async def _refuse(scope: Scope, send: Send, response: Response) -> None:

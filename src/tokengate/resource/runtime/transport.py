@@ -1,6 +1,6 @@
 """The runtime's default `HttpTransport`, over aiohttp's pooled client (its HTTP parser is C).
 
-Chosen by measurement (`bench/rs_overhead.py`, and the client comparison in its docstring):
+Chosen by measurement (`bench/rs_overhead.py`, `bench/http_clients.py`):
 on the introspection pattern (small form POST, small JSON answer, keep-alive) aiohttp costs
 a fraction of httpx's client-side CPU per request, which is what a resource server pays on
 every cache miss.
