@@ -124,10 +124,12 @@ async def test_a_stream_that_falls_behind_is_dropped() -> None:
 
 
 async def test_a_write_that_waited_is_followed_by_the_queue_in_order() -> None:
-    """Once the peer reads again the queued chunks follow, in order, then direct writes resume."""
+    """A live stream's write that has to wait finishes once the peer reads again, the chunks
+    queued meanwhile follow in order, then writes are direct again."""
     fanout = Fanout()
     peer = Peer()
     reading = asyncio.Event()
+    reading.set()
 
     async def send(message: Message) -> None:
         await reading.wait()
@@ -135,13 +137,15 @@ async def test_a_write_that_waited_is_followed_by_the_queue_in_order() -> None:
 
     subscription = fanout.subscribe(0, send, peer.disconnect)
     fanout.publish(b"one")  # queued: the stream is not live yet
-    live_task = asyncio.create_task(subscription.go_live())
-    fanout.publish(b"two")
+    await subscription.go_live()
+    reading.clear()  # the peer's window is full
+    fanout.publish(b"two")  # started, waits
+    fanout.publish(b"three")  # queued behind it
+    assert not subscription.idle
     reading.set()
-    await live_task
-    fanout.publish(b"three")
-    await until(lambda: b"".join(peer.bodies) == b"onetwothree")
-    assert subscription.idle
+    await until(lambda: subscription.idle)
+    fanout.publish(b"four")
+    assert b"".join(peer.bodies) == b"onetwothreefour"
 
 
 async def test_the_cap_refuses_subscriptions_beyond_it() -> None:
@@ -195,3 +199,23 @@ async def test_stopping_ends_streams_and_later_subscribers() -> None:
     late = Peer()
     await live(fanout, late)
     assert late.ended
+
+
+async def test_a_broken_stream_does_not_stop_the_fan_out() -> None:
+    """A `send` that raises ends that stream only; one already closed gets nothing more."""
+    fanout = Fanout()
+
+    async def broken(message: Message) -> None:
+        raise RuntimeError("response already completed")
+
+    failing = fanout.subscribe(0, broken, lambda: None)
+    await failing.go_live()
+    closed, healthy = Peer(), Peer()
+    ended = await live(fanout, closed)
+    ended.close()
+    await live(fanout, healthy)
+    fanout.publish(b"event")
+    fanout.publish(b"next")
+    assert failing.closing
+    assert closed.bodies == [b""]
+    assert healthy.bodies == [b"event", b"next"]

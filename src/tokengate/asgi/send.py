@@ -75,6 +75,9 @@ async def _finish(steps: Generator[Any, None, None], blocker: Any) -> None:
             if blocker is None:
                 await asyncio.sleep(0)  # a bare yield: "run me again soon"
             else:
+                # What a Task does with a future its coroutine yields: take the "blocking" flag
+                # (the future refuses a second `await` while it is set), then wait for it.
+                blocker._asyncio_future_blocking = False
                 await blocker
             blocker = steps.send(None)
     except StopIteration:

@@ -66,9 +66,7 @@ class Subscription:
         self._queue: deque[bytes] = deque()
         self._queued = 0
         self._writer: asyncio.Task[None] | None = None
-        self._pending: Coroutine[Any, Any, None] | None = (
-            None  # a write the writer has yet to start
-        )
+        self._pending: Coroutine[Any, Any, None] | None = None  # for the writer to start
         self._writing = True  # the stream's own task writes the backlog first
 
     @property
@@ -79,6 +77,8 @@ class Subscription:
     def deliver(self, chunk: bytes, limit: int) -> bool:
         """Write `chunk` now, or queue it behind a write in progress; False when the queue
         would pass `limit` bytes (nothing queued: the caller drops this stream)."""
+        if self.closing:
+            return True  # the response is ending: the subscriber resumes with Last-Event-ID
         if self._writing:
             if self._queued + len(chunk) > limit:
                 return False
@@ -115,8 +115,10 @@ class Subscription:
     def _write(self, message: dict[str, object]) -> None:
         try:
             pending = send_eagerly(self._send, message)
-        except OSError:
-            return  # the peer went away: the stream's task sees the disconnect
+        except Exception:  # one broken stream must not stop the fan-out to the others
+            log.debug("event stream write failed", exc_info=True)
+            self.closing = True  # its task sees the disconnect, or the drop
+            return
         if pending is not None:
             self._writing = True
             self._pending = pending
@@ -125,9 +127,12 @@ class Subscription:
     async def _finish(self) -> None:
         pending, self._pending = self._pending, None
         assert pending is not None
-        with contextlib.suppress(OSError):
+        try:
             await pending
             await self._drain()
+        except Exception:
+            log.debug("event stream write failed", exc_info=True)
+            self.closing = True
 
     async def _drain(self) -> None:
         """Write the queue out until it stays empty, then hand writing back to `deliver`."""
