@@ -43,6 +43,7 @@ def test_defaults_are_the_settings_defaults() -> None:
                  "failure_threshold", "cooldown", "audience"):  # fmt: skip
         assert getattr(settings, name) == DEFAULTS[name], name
     assert settings.timeouts.total == DEFAULTS["timeouts"].total
+    assert settings.stream_timeouts == DEFAULTS["stream_timeouts"]
 
 
 def test_every_option_reads_the_command_prefix() -> None:
@@ -55,6 +56,7 @@ def test_every_option_reads_the_command_prefix() -> None:
         "TOKENGATE_T_AUDIENCE": "https://api.example",
         "TOKENGATE_T_REVOCATION_EVENTS": "false",
         "TOKENGATE_T_CIRCUIT_THRESHOLD": "9",
+        "TOKENGATE_T_HEARTBEAT_TIMEOUT": "7.5",
     }
     result, (settings,) = _run([], env)
     assert result.exit_code == 0, result.output
@@ -64,6 +66,7 @@ def test_every_option_reads_the_command_prefix() -> None:
         False,
     )
     assert settings.failure_threshold == 9
+    assert settings.stream_timeouts.read == 7.5
 
 
 def test_secret_from_a_file(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class ValidatorOptions:
     negative_cache_ttl: float
     revocation_events: bool
     outage_cache_ttl: float
+    heartbeat_timeout: float
     introspection_timeout: float
     circuit_threshold: int
     circuit_cooldown: float
@@ -81,6 +82,7 @@ class ValidatorOptions:
                 negative_ttl=self.negative_cache_ttl,
                 revocation_events=self.revocation_events,
                 outage_ttl=self.outage_cache_ttl,
+                stream_timeouts=replace(_DEFAULTS["stream_timeouts"], read=self.heartbeat_timeout),
                 timeouts=Timeouts.within(self.introspection_timeout),
                 failure_threshold=self.circuit_threshold,
                 cooldown=self.circuit_cooldown,
@@ -169,6 +171,13 @@ def _validator_option_list(prefix: str) -> list[Decorator]:
             "--outage-cache-ttl",
             _DEFAULTS["outage_ttl"],
             "Seconds answers may be reused while revocation events are not received.",
+        ),
+        seconds(
+            "--heartbeat-timeout",
+            _DEFAULTS["stream_timeouts"].read,
+            "Seconds without a byte on the revocation event stream (the server sends a"
+            " heartbeat every 2 s) after which it counts as down and the outage TTL applies.",
+            low=0.1,
         ),
         seconds(
             "--introspection-timeout",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from types import FrameType
+from typing import Any
 
 import click
 import uvicorn
@@ -16,6 +18,8 @@ from tokengate.server.throttle import Limits
 from tokengate.serving import uvicorn_config
 
 PREFIX = "TOKENGATE_SERVE"
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 
 
 @click.command()
@@ -65,6 +69,23 @@ PREFIX = "TOKENGATE_SERVE"
     help="Serve the browser admin console under /admin (needs an https or loopback issuer).",
 )
 @serving_options(PREFIX)
+@click.option(
+    "--max-event-streams",
+    envvar="TOKENGATE_MAX_EVENT_STREAMS",
+    type=click.IntRange(0),
+    default=_DEFAULTS["max_event_streams"],
+    show_default=True,
+    help="Revocation event streams this process holds at most; beyond: 503 + Retry-After.",
+)
+@click.option(
+    "--event-heartbeat",
+    envvar="TOKENGATE_EVENT_HEARTBEAT",
+    type=click.FloatRange(0.1, 60),
+    default=_DEFAULTS["event_heartbeat"],
+    show_default=True,
+    help="Seconds between heartbeats on a quiet event stream (keep subscribers'"
+    " --heartbeat-timeout above twice this).",
+)
 def serve(
     host: str,
     port: int,
@@ -76,6 +97,8 @@ def serve(
     max_auth_failures: tuple[int, int],
     admin_console: bool,
     serving: ServingOptions,
+    max_event_streams: int,
+    event_heartbeat: float,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     limits, tls = serving.limits(), serving.tls()
@@ -85,6 +108,8 @@ def serve(
     settings = Settings(
         issuer=_issuer(issuer, serving.scheme, host, port),
         access_log=access_log,
+        max_event_streams=max_event_streams,
+        event_heartbeat=event_heartbeat,
         throttle=Limits(per_client_and_address=per_client, per_address=per_address),
         admin_console=admin_console,
     )

@@ -42,6 +42,7 @@ from tokengate.server.console import Console
 from tokengate.server.endpoints import Clock, Endpoints
 from tokengate.server.errors import is_storage_outage
 from tokengate.server.events import EventHub
+from tokengate.server.fanout import Fanout, StreamsFull
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.registration import Registration
 from tokengate.server.request_headers import request_headers
@@ -69,7 +70,12 @@ class AuthorizationServer:
         self.store = store
         self.metrics = metrics or ServerMetrics()
         self.request_ids = RequestIds()
-        self.hub = EventHub(store, settings.event_poll_interval)
+        fanout = Fanout(
+            max_streams=settings.max_event_streams,
+            queue_bytes=settings.event_queue_bytes,
+            heartbeat=settings.event_heartbeat,
+        )
+        self.hub = EventHub(store, settings.event_poll_interval, fanout)
         self.endpoints = Endpoints(
             settings, store, clock, self.metrics,
             on_revocation=self.hub.poke, cache_trusted=self.hub.is_current,
@@ -84,9 +90,8 @@ class AuthorizationServer:
         self.hub.add_listener(self.endpoints.auth_cache.on_events)
         self.hub.add_listener(self.endpoints.token_cache.on_events)
         self._clock = clock
-        self._closing = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stream = EventStream(store, self.hub, self._closing, settings.event_heartbeat)
+        self._stream = EventStream(store, self.hub)
         self._purger: asyncio.Task[None] | None = None
         e = self.endpoints
         gate = AdminGate(store, settings.realm, e.security)
@@ -196,6 +201,15 @@ class AuthorizationServer:
             await self.endpoints.introspecting_client(headers, {})
             last_id = _header(scope, b"last-event-id")
             position = start_position(last_id, self.hub.position)
+            stream_task = asyncio.current_task()
+            assert stream_task is not None
+            subscription = self.hub.subscribe(send, stream_task.cancel)
+        except StreamsFull as exc:
+            retry = {"Retry-After": str(self.settings.retry_after_seconds)}
+            await send_response(
+                send, error_response(TemporarilyUnavailable(str(exc), headers=retry))
+            )
+            return
         except OAuthError as exc:
             await send_response(send, error_response(exc))
             return
@@ -204,7 +218,7 @@ class AuthorizationServer:
             return
         self.metrics.event_subscribers.inc()
         try:
-            await self._stream.run(position, receive, send)
+            await self._stream.run(subscription, position, receive, send)
         finally:
             self.metrics.event_subscribers.dec()
 
@@ -231,11 +245,10 @@ class AuthorizationServer:
         a graceful stop does not wait for subscribers that would never hang up."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._closing.set)
+            loop.call_soon_threadsafe(self.hub.fanout.end)
 
     async def shutdown(self) -> None:
         """Stop background work and close the store."""
-        self._closing.set()
         self.endpoints.body.close()
         await self.hub.stop()
         if self._purger is not None:

@@ -18,7 +18,11 @@ class Settings:
     purge_interval: float = 300.0
     retry_after_seconds: int = 2
     event_poll_interval: float = 0.025
-    event_heartbeat: float = 15.0
+    # A comment line on every quiet event stream this often: subscribers treat a few seconds
+    # without any byte as a hung server (see `ValidatorSettings.stream_timeouts`).
+    event_heartbeat: float = 2.0
+    max_event_streams: int = 10_000  # beyond it `GET /oauth2/events` answers 503 + Retry-After
+    event_queue_bytes: int = 1024 * 1024  # a stream further behind than this is disconnected
     access_log: bool = False
     throttle: Limits = field(default_factory=Limits)
     admin_console: bool = False  # the browser console under /admin (`server.console`)

@@ -10,20 +10,22 @@ SHA-256 hash (never the token) or the client whose tokens all ended.
 
 The wire format (frames, payload, event kinds) is `tokengate.core.wire`'s.
 
-After replaying any backlog the stream sends `event: sync` with the head position: from then on
-the subscriber is caught up. A comment line is sent every `heartbeat` seconds.
+A stream replays the backlog after `Last-Event-ID` from the store, up to the position at which
+it subscribed, then sends `event: sync` with that position: from then on the subscriber is
+caught up, and live events reach it through the hub's shared fan-out (`server.fanout`), one
+read and one encoding per event for all streams. A comment line comes every `heartbeat`
+seconds of quiet, so a subscriber that hears nothing for a few seconds knows the server hangs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from tokengate.asgi.types import Receive, Send
 from tokengate.core.errors import InvalidRequest
-from tokengate.core.models import RevocationEvent
-from tokengate.core.wire import Notice, revocation_frame, sync_frame
-from tokengate.server.events import EventHub
+from tokengate.core.wire import sync_frame
+from tokengate.server.events import EventHub, event_frame
+from tokengate.server.fanout import Subscription
 from tokengate.storage.base import EventStore
 
 STREAM_HEADERS = [
@@ -31,14 +33,8 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),
 ]
-
-
-def event_frame(event: RevocationEvent) -> bytes:
-    """One SSE frame for a stored revocation event."""
-    notice = Notice(
-        event.position, event.kind.value, event.client_id, event.token_hash, event.occurred_at
-    )
-    return revocation_frame(notice)
+PREAMBLE = b": tokengate revocation events\nretry: 1000\n\n"
+REPLAY_BATCH = 500
 
 
 def start_position(last_event_id: str | None, head: int) -> int:
@@ -52,50 +48,41 @@ def start_position(last_event_id: str | None, head: int) -> int:
 
 
 class EventStream:
-    """One subscriber's stream; ends when the client disconnects or the server stops."""
+    """Serves subscriptions; each stream ends when its client disconnects, the server stops,
+    or it falls too far behind (dropped by the fan-out, which then cancels its task)."""
 
-    def __init__(
-        self, store: EventStore, hub: EventHub, closing: asyncio.Event, heartbeat: float = 15.0
-    ) -> None:
+    def __init__(self, store: EventStore, hub: EventHub) -> None:
         self.store = store
         self.hub = hub
-        self.closing = closing
-        self.heartbeat = heartbeat
 
-    async def run(self, position: int, receive: Receive, send: Send) -> None:
-        """Send backlog, a sync frame, then live events until disconnect."""
-        gone = asyncio.ensure_future(_ended(receive, self.closing))
+    async def run(
+        self, subscription: Subscription, position: int, receive: Receive, send: Send
+    ) -> None:
+        """Send the backlog after `position` and a sync frame; the fan-out writes live events
+        from then on, while this task waits for the disconnect (or the end of the response)."""
         try:
             await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
-            await _body(send, b": tokengate revocation events\nretry: 1000\n\n")
-            position = await self._replay(position, send)
-            await _body(send, sync_frame(position))
-            while not gone.done():
-                advanced = asyncio.ensure_future(self.hub.wait_beyond(position, self.heartbeat))
-                await asyncio.wait({advanced, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if gone.done():
-                    advanced.cancel()
-                    break
-                if advanced.result():
-                    position = await self._replay(position, send)
-                elif not self.hub.is_current():
-                    # This process cannot read the event log: end the stream so subscribers
-                    # reconnect (maybe elsewhere) and bound their caches meanwhile.
-                    break
-                else:
-                    await _body(send, b": keepalive\n\n")
+            await _body(send, PREAMBLE)
+            await self._replay(position, subscription.head, send)
+            await _body(send, sync_frame(subscription.head))
+            await subscription.go_live()
+            await _disconnected(receive)
+        except asyncio.CancelledError:
+            if not subscription.dropped:
+                raise
+            _uncancel()  # dropped by the fan-out: end here, the server closes the connection
         except OSError:
             pass  # the peer went away mid-write
         finally:
-            gone.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await gone
+            self.hub.fanout.unsubscribe(subscription)
 
-    async def _replay(self, position: int, send: Send) -> int:
-        while True:
-            batch = await self.store.events_after(position, 500)
+    async def _replay(self, position: int, head: int, send: Send) -> None:
+        """The events in (position, head], from the store, in batches."""
+        while position < head:
+            stored = await self.store.events_after(position, REPLAY_BATCH)
+            batch = [e for e in stored if e.position <= head]
             if not batch:
-                return position
+                return
             await _body(send, b"".join(event_frame(e) for e in batch))
             position = batch[-1].position
 
@@ -104,17 +91,12 @@ async def _body(send: Send, chunk: bytes) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
-async def _ended(receive: Receive, closing: asyncio.Event) -> None:
-    """Complete when the client disconnects or the server shuts down."""
-    disconnect = asyncio.ensure_future(_disconnected(receive))
-    shutdown = asyncio.ensure_future(closing.wait())
-    try:
-        await asyncio.wait({disconnect, shutdown}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        disconnect.cancel()
-        shutdown.cancel()
-
-
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()

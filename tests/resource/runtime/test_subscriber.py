@@ -33,6 +33,7 @@ from tokengate.resource.runtime.subscriber import (
 )
 from tokengate.resource.runtime.validator import Validator
 from tokengate.resource.testing import FakeClock, StaticIntrospector, claims
+from tokengate.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -176,6 +177,44 @@ async def test_losing_the_stream_caps_after_the_outage_ttl(
     sleep.release(is_backoff)
     await live(server, subscriber, 0)
     assert target.cap is None
+
+
+async def test_a_silent_stream_caps_at_once(
+    server: FakeEventServer,
+    target: RecordingTarget,
+    subscribe: Subscribe,
+    sleep: ManualSleep,
+    clock: FakeClock,
+) -> None:
+    """No byte for the heartbeat timeout (≥ outage TTL): the cap applies the moment it ends."""
+    subscriber = subscribe()
+    await live(server, subscriber, 0)
+    clock.advance(OUTAGE_TTL)  # the server hung: not even a heartbeat
+    server.connections[0].fail(TimedOut("no heartbeat"))
+    await until(lambda: subscriber.state == DISCONNECTED)
+    assert target.cap == OUTAGE_TTL
+    assert sleep.waiting(is_outage_timer) == 0
+
+
+async def test_the_cap_counts_from_the_last_byte_heard(
+    server: FakeEventServer,
+    target: RecordingTarget,
+    subscribe: Subscribe,
+    sleep: ManualSleep,
+    clock: FakeClock,
+) -> None:
+    """A heartbeat, then 2 s of silence, then the stream ends: the cap lands 3 s later, not 5."""
+    subscriber = subscribe()
+    await live(server, subscriber, 0)
+    clock.advance(10)
+    server.connections[0].send(b": keepalive\n\n")  # any byte is a sign of life
+    await until(lambda: subscriber._heard == clock.now)
+    clock.advance(2)
+    server.connections[0].end()
+    await until(lambda: OUTAGE_TTL - 2 in sleep.delays)
+    assert target.cap is None
+    sleep.release(lambda delay: delay == OUTAGE_TTL - 2)
+    await until(lambda: target.cap == OUTAGE_TTL)
 
 
 async def test_quick_reconnection_never_caps(
@@ -392,3 +431,10 @@ async def test_answer_in_flight_across_an_eviction_is_not_kept(clock: FakeClock)
     assert len(validator.cache) == 0
     await validator.lookup(token)
     assert len(validator.cache) == 1
+
+
+def test_the_defaults_bound_a_hung_issuer_at_ten_seconds() -> None:
+    """Heartbeat timeout + outage TTL ≤ 10 s, and the timeout outlasts two server heartbeats."""
+    settings = ValidatorSettings(client_id="rs", client_secret="s", issuer="https://as.example")
+    assert settings.stream_timeouts.read + settings.outage_ttl <= 10.0
+    assert settings.stream_timeouts.read > 2 * Settings(issuer="https://as.example").event_heartbeat

@@ -287,6 +287,34 @@ async def test_stream_yields_chunks_then_times_out_on_silence(
     assert b"".join(received) == b": hello\n\nevent: sync\ndata: {}\n\n"
 
 
+async def heartbeats(server: CannedServer, reader: Reader, writer: Writer) -> None:
+    """An event stream carrying only comment lines, every 50 ms for 0.8 s, then silence."""
+    await server.read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
+    for _ in range(16):
+        writer.write(b": keepalive\n\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(5)
+
+
+async def test_any_byte_resets_the_stream_read_timeout(transport: PooledTransport) -> None:
+    """Heartbeat comments alone keep a stream open for four times `read` (0.2 s); then silence
+    beyond `read` is `TimedOut`."""
+    received: list[bytes] = []
+
+    async def drain(response: StreamResponse) -> None:
+        async for chunk in response.chunks():
+            received.append(chunk)  # noqa: PERF401  # a comprehension would lose them at TimedOut
+
+    async with serving(heartbeats) as server:
+        request = HttpRequest("GET", server.url, (("accept", "text/event-stream"),))
+        async with transport.stream(request, QUICK) as response:
+            with pytest.raises(TimedOut):
+                await drain(response)
+    assert b"".join(received) == b": keepalive\n\n" * 16
+
+
 async def test_stream_to_nobody_is_connect_failed(transport: PooledTransport) -> None:
     """Opening a stream to a closed port fails like a request does."""
     with socket.socket() as probe:

@@ -23,6 +23,9 @@ class ValidatorSettings:
     Revocation events are followed by default: cached answers are kept for their lifetime
     (up to `max_ttl`) while the feed is live, and at most `outage_ttl` seconds while it is not.
     `ca_file`: only the CAs in this PEM file are trusted for https:// to the issuer.
+    The feed counts as down after `stream_timeouts.read` seconds without a byte (the server
+    sends a heartbeat every 2 s): a revocation is honoured within that plus `outage_ttl` even
+    when the authorization server hangs instead of closing the connection (10 s by default).
     """
 
     client_id: str

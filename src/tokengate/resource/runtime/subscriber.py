@@ -3,19 +3,27 @@
 States (`STATE_CODES` is what the `revocation_stream_state` gauge shows)::
 
     connecting ──(sync frame: backlog replayed)──▶ live
-    connecting, live ──(refusal, error, end of stream, 45 s of silence)──▶ disconnected
+    connecting, live ──(refusal, error, end of stream, heartbeat timeout)──▶ disconnected
     disconnected ──(backoff: exponential, full jitter, reset by a sync)──▶ connecting
     any ──(aclose / cancelled)──▶ stopped
+
+The server writes a heartbeat on every quiet stream (every 2 s by default); any byte at all
+counts as a sign of life, and `StreamTimeouts.read` seconds (5 by default) without one end the
+connection: a hung server (SIGSTOP, a stuck disk) or a path that drops packets silently looks
+like that, not like a closed connection.
 
 While live, caches keep answers for their whole lifetime (`set_ttl_cap(None)`): a revocation
 evicts its entry as soon as its event arrives. Otherwise no answer is trusted for long: before
 the first sync the TTL cap is `outage_ttl` at once; after a live stream is lost it becomes
-`outage_ttl` that many seconds later. Either way an entry is trusted at most `outage_ttl` past
-the later of its introspection and the last moment the feed was known live (the bound capping
-at once would give), but a short reconnection blip does not drop, and re-introspect, every
-cached token. Reconnection sends `Last-Event-ID`, so events missed meanwhile are replayed
-before the next sync lifts the cap. The server's SSE `retry` hint is not used: the jittered
-backoff spreads many resource servers' reconnections after an authorization-server restart.
+`outage_ttl` that many seconds after the last byte was heard (at once when the stream died of
+silence, since `read` ≥ `outage_ttl` by default). Either way an entry is trusted at most
+`outage_ttl` past the later of its introspection and the last moment the feed was known live,
+so a revocation the stream never delivered is honoured within `max(read, outage_ttl)` of the
+server going quiet (10 s at most with the defaults: `read + outage_ttl`), while a reconnection
+blip after a server restart does not drop, and re-introspect, every cached token. Reconnection
+sends `Last-Event-ID`, so events missed meanwhile are replayed before the next sync lifts the
+cap. The server's SSE `retry` hint is not used: the jittered backoff spreads many resource
+servers' reconnections after an authorization-server restart.
 
 Nothing here can fail a request: the subscriber only evicts entries and sets the cap, and its
 own failures are logged (never a token or a secret) and retried.
@@ -89,13 +97,19 @@ class RevocationTarget(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StreamTimeouts:
-    """Seconds to connect (and to read metadata), and of silence after which the stream is dead.
+    """Seconds to connect (and to read metadata), and of silence after which the stream is dead
+    (the heartbeat timeout).
 
-    `read` must exceed the server's heartbeat interval (15 s) with room for delays.
+    `read` must exceed the server's heartbeat interval (`tokengate serve --event-heartbeat`,
+    2 s) with room for delays: twice it or more.
     """
 
     connect: float = 3.0
-    read: float = 45.0
+    read: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.connect <= 0 or self.read <= 0:
+            raise ValueError("stream timeouts must be positive")
 
     def stream(self) -> AttemptTimeouts:
         """Timeouts for the long-lived stream."""
@@ -151,6 +165,7 @@ class RevocationSubscriber:
         self._state = STOPPED
         self._last_id: str | None = None
         self._failures = 0  # consecutive connection attempts without a sync
+        self._heard = clock()  # when the last byte of a stream arrived
         self._task: asyncio.Task[None] | None = None
         self._cap_timer: asyncio.Task[None] | None = None
 
@@ -242,6 +257,7 @@ class RevocationSubscriber:
             check_stream_response(response.status, response.content_type)
             parser = SSEParser()
             async for chunk in response.chunks():
+                self._heard = self._clock()  # heartbeats are bytes too: any byte is life
                 for event in parser.feed(chunk):
                     await self._handle(event)
 
@@ -296,12 +312,17 @@ class RevocationSubscriber:
 
     def _lost(self, reason: str) -> None:
         if self._state == LIVE:
+            silence = max(0.0, self._clock() - self._heard)  # (a clock stepped back: none)
+            remaining = max(0.0, self.outage_ttl - silence)
             logger.warning(
                 "revocation events lost (%s); cached answers trusted %gs more at most",
                 reason,
-                self.outage_ttl,
+                remaining,
             )
-            self._cap_timer = asyncio.create_task(self._cap_later())
+            if remaining > 0:
+                self._cap_timer = asyncio.create_task(self._cap_later(remaining))
+            else:
+                self._cap_now()
         elif (attempt := self._failures + 1) & (attempt - 1) == 0:  # attempts 1, 2, 4, 8…
             logger.warning(
                 "revocation events unavailable (%s, attempt %d); cached answers capped at %gs",
@@ -313,8 +334,8 @@ class RevocationSubscriber:
             logger.debug("revocation events unavailable (%s)", reason)
         self._set_state(DISCONNECTED)
 
-    async def _cap_later(self) -> None:
-        await self._sleep(self.outage_ttl)
+    async def _cap_later(self, delay: float) -> None:
+        await self._sleep(delay)
         self._cap_now()
 
     def _cap_now(self) -> None:
