@@ -1,13 +1,50 @@
-"""Token resolution from headers (RFC 6750 §2.1, §3.1)."""
+"""Token resolution from headers (RFC 6750 §2.1, §3.1).
+
+Every vector runs through `resolve_token` (decoded pairs: FastAPI, WSGI) and `RawTokenReader`
+(raw ASGI headers: the ASGI adapter and the decision service), with names lower-cased as an
+ASGI server sends them and as the client wrote them: the fast path must answer exactly alike.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
 from tokengate.resource.protocol.errors import BearerError, InvalidRequest, MissingToken
-from tokengate.resource.protocol.resolver import MAX_TOKEN_LENGTH, resolve_token
+from tokengate.resource.protocol.resolver import (
+    DEFAULT_TOKEN_HEADER,
+    MAX_TOKEN_LENGTH,
+    RawTokenReader,
+    resolve_token,
+)
 
 RFC_TOKEN = "mF_9.B5f-4.1JqM"  # RFC 6750 §2.1 example
+Resolve = Callable[..., str]
+
+
+def _raw(lower: bool) -> Resolve:
+    def resolve(headers: list[tuple[str, str]], token_header: str = DEFAULT_TOKEN_HEADER) -> str:
+        raw = [
+            ((name.lower() if lower else name).encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers
+        ]
+        return RawTokenReader(token_header)(raw)
+
+    return resolve
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(resolve_token, id="pairs"),
+        pytest.param(_raw(lower=True), id="raw-asgi"),
+        pytest.param(_raw(lower=False), id="raw-as-sent"),
+    ]
+)
+def resolve(request: pytest.FixtureRequest) -> Resolve:
+    """One of the two resolvers, fed the vector in its own input form."""
+    resolver: Resolve = request.param
+    return resolver
 
 
 @pytest.mark.parametrize(
@@ -36,16 +73,18 @@ RFC_TOKEN = "mF_9.B5f-4.1JqM"  # RFC 6750 §2.1 example
         pytest.param([("Authorization", "Bearer abc==")], "abc==", id="b64token-padding"),
     ],
 )
-def test_resolves_the_token(headers: list[tuple[str, str]], expected: str) -> None:
+def test_resolves_the_token(
+    resolve: Resolve, headers: list[tuple[str, str]], expected: str
+) -> None:
     """A single token is found in the custom header or the Bearer header."""
-    assert resolve_token(headers) == expected
+    assert resolve(headers) == expected
 
 
-def test_custom_header_name_is_configurable() -> None:
+def test_custom_header_name_is_configurable(resolve: Resolve) -> None:
     """Any header name can carry the token, e.g. X-Auth-Token."""
-    assert resolve_token([("X-Auth-Token", "abc")], token_header="X-Auth-Token") == "abc"
+    assert resolve([("X-Auth-Token", "abc")], token_header="X-Auth-Token") == "abc"
     with pytest.raises(MissingToken):
-        resolve_token([("X-Access-Token", "abc")], token_header="X-Auth-Token")
+        resolve([("X-Access-Token", "abc")], token_header="X-Auth-Token")
 
 
 @pytest.mark.parametrize(
@@ -59,10 +98,12 @@ def test_custom_header_name_is_configurable() -> None:
         pytest.param([("Accept", "application/json")], id="unrelated-headers"),
     ],
 )
-def test_no_token_is_a_401_without_error_code(headers: list[tuple[str, str]]) -> None:
+def test_no_token_is_a_401_without_error_code(
+    resolve: Resolve, headers: list[tuple[str, str]]
+) -> None:
     """RFC 6750 §3.1: a request without credentials gets no error code."""
     with pytest.raises(MissingToken) as caught:
-        resolve_token(headers)
+        resolve(headers)
     assert caught.value.status_code == 401
     assert caught.value.error is None
 
@@ -89,15 +130,17 @@ def test_no_token_is_a_401_without_error_code(headers: list[tuple[str, str]]) ->
         pytest.param([("Authorization", "Bearer abc, Bearer xyz")], id="joined-repeats"),
     ],
 )
-def test_malformed_or_ambiguous_is_invalid_request(headers: list[tuple[str, str]]) -> None:
+def test_malformed_or_ambiguous_is_invalid_request(
+    resolve: Resolve, headers: list[tuple[str, str]]
+) -> None:
     """Malformed values and more than one differing token are `invalid_request` (400)."""
     with pytest.raises(InvalidRequest) as caught:
-        resolve_token(headers)
+        resolve(headers)
     assert caught.value.status_code == 400
     assert caught.value.error == "invalid_request"
 
 
-def test_errors_never_echo_the_token() -> None:
+def test_errors_never_echo_the_token(resolve: Resolve) -> None:
     """No message built from a bad header contains its value."""
     secret = "supersecret-token-value"
     for headers in (
@@ -106,6 +149,6 @@ def test_errors_never_echo_the_token() -> None:
         [("X-Access-Token", f"{secret} x")],
     ):
         with pytest.raises(BearerError) as caught:
-            resolve_token(headers)
+            resolve(headers)
         assert secret not in str(caught.value)
         assert secret not in caught.value.description
