@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from tokengate.core.wire import METADATA_PATH
 from tokengate.server import Settings, create_app
 from tokengate.storage.memory import MemoryStore
 
@@ -140,3 +141,48 @@ async def test_expired_tokens_are_purged_in_the_background() -> None:
             await asyncio.sleep(0.01)
     await app.shutdown()
     assert store._tokens == {}
+
+
+async def test_metadata_revalidates_with_an_etag(harness: Harness) -> None:
+    """RFC 9111 §5.2.2.4 no-cache + RFC 9110 §13.1.2: 304 while unchanged, 200 once a client
+    adds a scope."""
+    await harness.register("read")
+    first = await harness.http.get(METADATA_PATH)
+    tag = first.headers["etag"]
+    assert first.headers["cache-control"] == "no-cache"
+    assert tag.startswith('"')
+    assert not tag.startswith("W/")
+    again = await harness.http.get(METADATA_PATH, headers={"If-None-Match": tag})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", tag)
+    assert "content-length" not in again.headers
+    await harness.register("write")
+    changed = await harness.http.get(METADATA_PATH, headers={"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.json()["scopes_supported"] == ["read", "write"]
+    assert changed.headers["etag"] != tag
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "status"),
+    [
+        pytest.param("*", 304, id="rfc9110-13.1.2-star"),
+        pytest.param('"other", {tag}', 304, id="rfc9110-13.1.2-list"),
+        pytest.param("W/{tag}", 304, id="rfc9110-13.1.2-weak-comparison"),
+        pytest.param('"other"', 200, id="other-tag"),
+        pytest.param("{bare}", 200, id="unquoted-is-no-tag"),
+    ],
+)
+async def test_metadata_if_none_match(harness: Harness, if_none_match: str, status: int) -> None:
+    """If-None-Match forms: `*`, lists, weak tags match; anything else gets the document."""
+    tag = (await harness.http.get(METADATA_PATH)).headers["etag"]
+    value = if_none_match.format(tag=tag, bare=tag.strip('"'))
+    response = await harness.http.get(METADATA_PATH, headers={"If-None-Match": value})
+    assert response.status_code == status
+
+
+async def test_metadata_if_none_match_repeated(harness: Harness) -> None:
+    """RFC 9110 §5.3: two If-None-Match lines are one list, not a 400."""
+    tag = (await harness.http.get(METADATA_PATH)).headers["etag"]
+    headers = [("If-None-Match", '"other"'), ("If-None-Match", tag)]
+    response = await harness.http.get(METADATA_PATH, headers=headers)
+    assert response.status_code == 304

@@ -14,6 +14,7 @@ HTTP = "http.response"
 # ASGI "websocket.http.response" extension: deny a handshake with an HTTP response.
 WEBSOCKET_DENIAL = "websocket.http.response"
 _TYPES = {prefix: (f"{prefix}.start", f"{prefix}.body") for prefix in (HTTP, WEBSOCKET_DENIAL)}
+_NOT_MODIFIED = 304
 
 
 def response_messages(
@@ -32,6 +33,8 @@ def response_messages(
     start_type, body_type = _TYPES[prefix]
     body = response.body
     headers = [*response.headers, (b"content-length", b"%d" % len(body)), *extra_headers]
+    if response.status == _NOT_MODIFIED:  # its length would have to be the 200's (RFC 9110 §8.6)
+        del headers[len(response.headers)]
     start = {"type": start_type, "status": response.status, "headers": headers}
     return start, {"type": body_type, "body": b"" if head_only else body}
 

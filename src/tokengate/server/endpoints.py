@@ -13,6 +13,7 @@ from typing import Any
 from tokengate.asgi.body import BodyReader
 from tokengate.asgi.types import Receive
 from tokengate.core import client_auth, introspection, revocation, token_endpoint
+from tokengate.core.conditional import entity_tag, none_match
 from tokengate.core.credentials import hash_value
 from tokengate.core.errors import InvalidClient, TooManyRequests
 from tokengate.core.forms import check_content_type, parse_form
@@ -29,7 +30,9 @@ from tokengate.server.token_cache import TokenCache
 from tokengate.storage.base import StaleClient, Store
 
 Clock = Callable[[], float]
-_PUBLIC_CACHE = ((b"cache-control", b"public, max-age=300"),)
+# The metadata's `scopes_supported` changes as clients are created: caches must revalidate
+# (RFC 9111 §5.2.2.4 `no-cache`), which a strong ETag makes a 304 without a body.
+_REVALIDATE = (b"cache-control", b"no-cache")
 # RFC 7662 answers are never cached (`no-store`); `Pragma` is RFC 6749 §5.1's rule for token
 # responses only, and an obsolete HTTP/1.0 field (RFC 9111 §5.4), so it is left out here.
 _INTROSPECTION_HEADERS = ((b"cache-control", b"no-store"),)
@@ -200,7 +203,12 @@ class Endpoints:
         """RFC 8414 §3 metadata document."""
         scopes = sorted({s for c in await self.store.list_clients() for s in c.scopes})
         payload: dict[str, Any] = server_metadata(self.settings.issuer, scopes)
-        return json_response(200, payload, _PUBLIC_CACHE)
+        document = json_response(200, payload)
+        tag = entity_tag(document.body)
+        validators = (_REVALIDATE, (b"etag", tag.encode("latin-1")))
+        if none_match(headers.get("if-none-match"), tag):
+            return Response(304, b"", validators)  # RFC 9110 §15.4.5: the validators, no body
+        return json_response(200, payload, validators)
 
     async def health(self, receive: Receive, headers: dict[str, str]) -> Response:
         """Liveness and storage reachability."""

@@ -9,21 +9,27 @@ from tokengate.core.errors import InvalidRequest
 PEER = ":peer"
 _WANTED = {
     name.encode(): name
-    for name in ("authorization", "content-type", "content-length", "x-request-id")
+    for name in ("authorization", "content-type", "content-length", "x-request-id", "if-none-match")
 }
+# List-valued fields (RFC 9110 §5.3): repeated lines are one comma-separated value.
+_LISTS = frozenset({"if-none-match"})
 
 
 def request_headers(scope: Scope) -> dict[str, str]:
-    """The few headers the endpoints read, lower-cased; a repeated one is an error."""
+    """The few headers the endpoints read, lower-cased; a repeated one is an error unless it is
+    a list (joined with commas)."""
     found: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
         key = _WANTED.get(raw_name)
         if key is None and not raw_name.islower():  # ASGI servers lower-case names; most do
             key = _WANTED.get(raw_name.lower())
         if key is not None:
+            value = raw_value.decode("latin-1")
             if key in found:
-                raise InvalidRequest(f"repeated {key} header")
-            found[key] = raw_value.decode("latin-1")
+                if key not in _LISTS:
+                    raise InvalidRequest(f"repeated {key} header")
+                value = found[key] + ", " + value
+            found[key] = value
     client = scope.get("client")
     if client:
         found[PEER] = str(client[0])
