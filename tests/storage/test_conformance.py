@@ -11,9 +11,7 @@ import pytest
 
 from tokengate.core.credentials import hash_value, new_access_token, new_client_secret, new_jti
 from tokengate.core.models import AccessToken, Client, EventKind
-from tokengate.storage.base import StaleClient, Store
-from tokengate.storage.postgres import store as postgres_store
-from tokengate.storage.sqlite import ops as sqlite_ops
+from tokengate.storage.base import PurgeInProgress, PurgePace, StaleClient, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -234,18 +232,33 @@ async def test_purge_expired_deletes_tokens_expired_at_or_before(store: Store) -
     assert await store.last_position() == 0
 
 
-async def test_purge_expired_works_through_many_chunks(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A purge larger than one delete chunk still removes every expired token."""
-    monkeypatch.setattr(sqlite_ops, "PURGE_CHUNK", 3)
-    monkeypatch.setattr(postgres_store, "PURGE_CHUNK", 3)
-    for _ in range(10):
-        await store.add_token(make_token(ttl=1))
+@pytest.mark.parametrize(
+    "ttls", [pytest.param([1] * 10, id="ties"), pytest.param(list(range(1, 11)), id="spread")]
+)
+async def test_purge_expired_works_through_many_batches(store: Store, ttls: list[int]) -> None:
+    """A purge larger than one batch removes every expired token, ties of expires_at included,
+    and only those."""
+    for ttl in ttls:
+        await store.add_token(make_token(ttl=ttl))
     kept = make_token(ttl=100)
     await store.add_token(kept)
-    assert await store.purge_expired(NOW + 1) == 10
+    assert await store.purge_expired(NOW + 10, pace=PurgePace(batch=3, pause=0)) == 10
     assert await store.get_token(kept.token_hash) == kept
+    assert await store.purge_expired(NOW + 10, pace=PurgePace(batch=3, pause=0)) == 0
+
+
+async def test_one_purge_at_a_time(make_durable: MakeStore) -> None:
+    """Two stores (two replicas) on one database: while one purges, the other's purge raises
+    PurgeInProgress at once; afterwards it may purge again."""
+    async with opened(make_durable) as first, opened(make_durable) as second:
+        for _ in range(3):
+            await first.add_token(make_token(ttl=1))
+        slow = asyncio.create_task(first.purge_expired(NOW + 1, pace=PurgePace(batch=1, pause=0.3)))
+        await asyncio.sleep(0.1)  # the first batch is done, the pause holds the lock
+        with pytest.raises(PurgeInProgress):
+            await second.purge_expired(NOW + 1)
+        assert await asyncio.wait_for(slow, 5) == 3
+        assert await second.purge_expired(NOW + 1) == 0
 
 
 async def test_concurrent_add_token_all_stored(store: Store) -> None:

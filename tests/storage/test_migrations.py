@@ -83,6 +83,13 @@ RELEASE_1_ROWS = (
     " VALUES ('secret_rotated', 'tgc_old', NULL, 5)",
 )
 
+# Keys migration 3 cannot turn into a digest (no lookup ever matched them): it drops them.
+NOT_DIGESTS = ("7" * 63, "A" * 64, "legacy-" + "7" * 57)
+JUNK_ROWS = tuple(
+    f"INSERT INTO tokens VALUES ('{key}', 'jti-junk', 'tgc_old', 'read', '[]', 10, 20, NULL)"
+    for key in NOT_DIGESTS
+)
+
 # A step the tests add on top of the real list, to see one applied.
 LATEST = migrations.latest_version()
 NEXT = LATEST + 1
@@ -103,14 +110,14 @@ def old_rows(true: str, false: str) -> list[str]:
 def sqlite_release_1(path: Path) -> None:
     """A SQLite file as the first release left it, holding its rows."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        for statement in (*RELEASE_1_SQLITE, *old_rows("1", "0")):
+        for statement in (*RELEASE_1_SQLITE, *old_rows("1", "0"), *JUNK_ROWS):
             conn.execute(statement)
 
 
 async def postgres_release_1(url: str) -> None:
     """A PostgreSQL database as the first release left it, holding its rows."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        for statement in (*RELEASE_1_POSTGRES, *old_rows("TRUE", "FALSE")):
+        for statement in (*RELEASE_1_POSTGRES, *old_rows("TRUE", "FALSE"), *JUNK_ROWS):
             await conn.execute(statement)  # type: ignore[arg-type]
 
 
@@ -224,7 +231,7 @@ def test_sqlite_step_applies_once_and_records_its_version(tmp_path: Path) -> Non
         assert conn.execute("PRAGMA user_version").fetchone() == (NEXT,)
         names = {row[1] for row in conn.execute("PRAGMA index_list(tokens)").fetchall()}
         assert JTI_INDEX.name in names
-        assert conn.execute("SELECT COUNT(*) FROM tokens").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM tokens").fetchone() == (1,)  # junk dropped
 
 
 async def test_sqlite_database_of_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -236,7 +243,38 @@ async def test_sqlite_database_of_a_newer_version_is_refused(tmp_path: Path) -> 
         await SQLiteStore(str(path)).open()
 
 
+async def test_sqlite_v3_stores_keys_as_32_bytes(tmp_path: Path) -> None:
+    """Migration 3: the release-1 hex key is now its 32 bytes; keys no lookup could match are
+    gone; the token still reads back under its hex hash."""
+    sqlite_release_1(path := tmp_path / "old.db")
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        assert await store.get_token(TOKEN_HASH) is not None
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        keys = "SELECT typeof(token_hash), length(token_hash), hex(token_hash) FROM tokens"
+        assert conn.execute(keys).fetchall() == [("blob", 32, TOKEN_HASH.upper())]
+
+
 # -- PostgreSQL -----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_postgres_v3_stores_keys_as_32_bytes(pg_url: str) -> None:
+    """Migration 3: the release-1 hex key is now a 32-byte BYTEA; keys no lookup could match
+    are gone; the token still reads back under its hex hash."""
+    await postgres_release_1(pg_url)
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        assert await store.get_token(TOKEN_HASH) is not None
+    finally:
+        await store.close()
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        keys = "SELECT pg_typeof(token_hash)::text, encode(token_hash, 'hex') FROM tokens"
+        assert await (await conn.execute(keys)).fetchall() == [("bytea", TOKEN_HASH)]
 
 
 @pytest.mark.postgres

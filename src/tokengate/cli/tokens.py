@@ -9,7 +9,7 @@ import click
 from tokengate.cli.common import database_option, read_secret_argument, run_with_store
 from tokengate.cli.target import Target, target_options
 from tokengate.management.operations import Operations
-from tokengate.storage import Store
+from tokengate.storage.base import PurgeInProgress, Store
 
 
 @click.group()
@@ -38,9 +38,13 @@ def revoke(token: str, target: Target) -> None:
 @tokens.command("purge-expired")
 @database_option
 def purge_expired(database: str) -> None:
-    """Delete expired tokens from storage."""
+    """Delete expired tokens from storage (in paced batches; one purge at a time)."""
 
     async def act(store: Store) -> int:
         return await store.purge_expired(int(time.time()))
 
-    click.echo(f"purged {run_with_store(database, act)} expired tokens")
+    try:
+        purged = run_with_store(database, act)
+    except PurgeInProgress as exc:
+        raise click.ClickException(f"{exc}; nothing done") from None
+    click.echo(f"purged {purged} expired tokens")

@@ -48,7 +48,7 @@ from tokengate.server.registration import Registration
 from tokengate.server.request_headers import request_headers
 from tokengate.server.settings import Settings
 from tokengate.server.stream import EventStream, start_position
-from tokengate.storage.base import Store
+from tokengate.storage.base import PurgeInProgress, Store
 
 OPENAPI_PATH = "/openapi.json"
 log = logging.getLogger("tokengate.server")
@@ -262,6 +262,8 @@ class AuthorizationServer:
             await asyncio.sleep(self.settings.purge_interval)
             try:
                 purged = await self.store.purge_expired(int(self._clock()))
+            except PurgeInProgress:  # another replica or worker is purging: its turn
+                continue
             except Exception:  # a failed purge is retried next interval
                 log.warning("purge of expired tokens failed", exc_info=True)
                 continue

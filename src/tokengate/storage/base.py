@@ -31,6 +31,21 @@ class StorageUnavailable(Exception):
     """The database is unreachable or too busy right now; the same call may work later."""
 
 
+class PurgeInProgress(Exception):
+    """Another process is purging expired tokens from this database right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class PurgePace:
+    """How a purge spreads its work: `batch` rows per transaction, `pause` seconds between."""
+
+    batch: int = 1000
+    pause: float = 0.02
+
+
+DEFAULT_PACE = PurgePace()
+
+
 # Driver errors that mean an outage, for a store that lets one escape unmapped (a custom
 # backend, a test double). Found through `sys.modules`: a driver that was never imported cannot
 # have raised, and classifying must not import one (the server would load psycopg for nothing).
@@ -133,8 +148,13 @@ class TokenStore(Protocol):
 
         With `audit`, the entry is appended with the token's `client_id` filled in."""
 
-    async def purge_expired(self, before: int) -> int:
-        """Delete tokens whose `expires_at` <= `before`; returns how many."""
+    async def purge_expired(self, before: int, *, pace: PurgePace = DEFAULT_PACE) -> int:
+        """Delete tokens whose `expires_at` <= `before`; returns how many.
+
+        The work is cut in keyset batches of `pace.batch` rows (oldest `expires_at` first), each
+        its own transaction, with `pace.pause` seconds between them, so requests keep their
+        latency. One purge at a time per database, across processes and hosts: a call made
+        while another runs raises `PurgeInProgress` at once."""
 
 
 class EventStore(Protocol):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tokengate.storage.schema import ADMIN_TOKENS, AUDIT, CLIENTS, Dialect
+from tokengate.storage.schema import ADMIN_TOKENS, AUDIT, CLIENTS, TOKENS, Dialect, insert_into
 
 FIRST_VERSION = 1  # the schema of the first release, created before migrations existed
 
@@ -41,9 +41,36 @@ def _v2(d: Dialect) -> list[str]:
     )
 
 
+# Migration 3 decodes hex on SQLite through this function, which `connect.migrate` registers
+# (SQLite's own `unhex` needs 3.41): the 32 bytes of 64 lower-case hex characters, else NULL.
+SQLITE_UNHEX = "tokengate_unhex"
+
+
+def _v3(d: Dialect) -> list[str]:
+    # Rows whose key is not what `hash_value` writes (64 lower-case hex characters) matched no
+    # lookup before; they are dropped rather than given a key some lookup could match.
+    if d.name == "postgres":
+        return [
+            "DELETE FROM tokens WHERE token_hash !~ '^[0-9a-f]{64}$'",
+            "ALTER TABLE tokens ALTER COLUMN token_hash TYPE BYTEA USING decode(token_hash, 'hex')",
+        ]
+    # SQLite cannot change a column's type: rebuild the table under its own name.
+    rest = ", ".join(c.name for c in TOKENS.written[1:])
+    # S608: built from `schema` identifiers, never from input.
+    copy = f"{insert_into(TOKENS)} SELECT {SQLITE_UNHEX}(token_hash), {rest} FROM tokens_v2"  # noqa: S608
+    return [
+        *(f"DROP INDEX IF EXISTS {index.name}" for index in TOKENS.indexes),
+        "ALTER TABLE tokens RENAME TO tokens_v2",
+        *d.create_statements((TOKENS,)),
+        f"{copy} WHERE {SQLITE_UNHEX}(token_hash) IS NOT NULL",
+        "DROP TABLE tokens_v2",
+    ]
+
+
 # Versions after the first, in order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "rotation with grace, RFC 7591/7592 registration, admin tokens, audit log", _v2),
+    Migration(3, "token hashes as their 32 bytes: a smaller key and primary-key index", _v3),
 )
 
 

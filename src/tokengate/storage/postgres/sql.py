@@ -54,10 +54,15 @@ TOKENS_INSERT_MANY = (
     + ", ".join(f"%s::{POSTGRES.types[c.type].lower()}[]" for c in TOKENS.written)
     + ") ON CONFLICT DO NOTHING RETURNING token_hash"
 )
+# One keyset batch (see `tokengate.storage.purge`): rows found by ctid, so the delete costs no
+# second lookup per row; a row updated meanwhile (revoked) is skipped and purged next run.
 TOKENS_PURGE = (
-    "DELETE FROM tokens WHERE token_hash IN"
-    " (SELECT token_hash FROM tokens WHERE expires_at <= %s LIMIT %s)"
+    "WITH gone AS (DELETE FROM tokens WHERE ctid = ANY(ARRAY(SELECT ctid FROM tokens"
+    " WHERE expires_at >= %s AND expires_at <= %s ORDER BY expires_at LIMIT %s))"
+    " RETURNING expires_at) SELECT COUNT(*), MAX(expires_at) FROM gone"
 )
+PURGE_TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+PURGE_UNLOCK = "SELECT pg_advisory_unlock(%s)"
 EVENTS_INSERT = (
     f"WITH e AS ({POSTGRES.insert(EVENTS)} RETURNING position)"  # noqa: S608
     " SELECT pg_notify(%s, position::text) FROM e"

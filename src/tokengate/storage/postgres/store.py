@@ -32,11 +32,19 @@ from psycopg_pool import AsyncConnectionPool
 
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, AdminToken, Client, EventKind, RevocationEvent
-from tokengate.storage.base import ClientActivity, StaleClient, StorageUnavailable
+from tokengate.storage.base import (
+    DEFAULT_PACE,
+    ClientActivity,
+    PurgeInProgress,
+    PurgePace,
+    StaleClient,
+    StorageUnavailable,
+)
 from tokengate.storage.group_commit import GroupCommit
 from tokengate.storage.postgres import sql as q
 from tokengate.storage.postgres.listen import ChangeListener
 from tokengate.storage.postgres.migrate import migrate
+from tokengate.storage.purge import paced
 from tokengate.storage.rows import (
     admin_token_from_row,
     admin_token_row,
@@ -49,12 +57,13 @@ from tokengate.storage.rows import (
     token_from_row,
     token_row,
 )
+from tokengate.storage.schema import digest_key
 
-PURGE_CHUNK = 5000  # rows per purge statement, so a big purge never holds locks for long
 # Outages of this driver, raised as StorageUnavailable (a PoolTimeout is an OperationalError).
 _OUTAGES = (psycopg.OperationalError, ConnectionError, TimeoutError)
 
 _EVENTS_LOCK = int.from_bytes(b"tgevents", "big")  # pg_advisory_xact_lock key (bigint)
+_PURGE_LOCK = int.from_bytes(b"tgpurge_", "big")  # pg_try_advisory_lock key: one purger
 
 _Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -243,7 +252,8 @@ class PostgresStore:
         await self._token_writes.submit((token, secret_hash))
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
-        return await self._token_reads.submit(token_hash)
+        key = digest_key(token_hash)
+        return await self._token_reads.submit(key) if key is not None else None
 
     async def _add_tokens(
         self, items: list[tuple[AccessToken, str | None]]
@@ -270,7 +280,7 @@ class PostgresStore:
                 outcomes.append(ValueError(f"token {token.jti} already stored"))
         return outcomes
 
-    async def _get_tokens(self, hashes: list[str]) -> list[AccessToken | Exception | None]:
+    async def _get_tokens(self, hashes: list[bytes]) -> list[AccessToken | Exception | None]:
         """One `= ANY` lookup for the batch."""
         sql, param = (
             (q.TOKENS_GET_ONE, hashes[0]) if len(hashes) == 1 else (q.TOKENS_GET_MANY, hashes)
@@ -287,8 +297,11 @@ class PostgresStore:
             "UPDATE tokens SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL"
             " RETURNING client_id"
         )
+        key = digest_key(token_hash)
+        if key is None:
+            return False
         async with self._connection() as conn, conn.transaction():
-            row = await (await conn.execute(sql, (at, token_hash))).fetchone()
+            row = await (await conn.execute(sql, (at, key))).fetchone()
             if row is None:
                 return False
             await _emit(conn, EventKind.TOKEN_REVOKED, row[0], at, token_hash)
@@ -296,12 +309,24 @@ class PostgresStore:
                 await _audit(conn, dataclasses.replace(audit, client_id=row[0]))
             return True
 
-    async def purge_expired(self, before: int) -> int:
-        total = 0
+    async def purge_expired(self, before: int, *, pace: PurgePace = DEFAULT_PACE) -> int:
+        """Under a session advisory lock held on one pooled connection for the whole run: one
+        purger across replicas (a replica that dies mid-purge drops it with its connection)."""
         async with self._connection() as conn:
-            while (n := (await conn.execute(q.TOKENS_PURGE, (before, PURGE_CHUNK))).rowcount) > 0:
-                total += n
-        return total
+            row = await (await conn.execute(q.PURGE_TRY_LOCK, (_PURGE_LOCK,))).fetchone()
+            if row is None or not row[0]:
+                raise PurgeInProgress("another replica is purging expired tokens")
+            try:
+
+                async def batch(cursor: int) -> tuple[int, int]:
+                    params = (cursor, before, pace.batch)
+                    found = await (await conn.execute(q.TOKENS_PURGE, params)).fetchone()
+                    assert found is not None  # an aggregate always returns its row
+                    return int(found[0]), cursor if found[1] is None else int(found[1])
+
+                return await paced(batch, pace)
+            finally:
+                await _unlock_or_discard(conn)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -338,6 +363,15 @@ def _holds(current: dict[str, _Secrets], token: AccessToken, secret_hash: str) -
     )
 
 
+async def _unlock_or_discard(conn: _Conn) -> None:
+    """Release the purge lock; a connection that may still hold it is closed, never pooled."""
+    with contextlib.suppress(psycopg.Error, OSError):
+        row = await (await conn.execute(q.PURGE_UNLOCK, (_PURGE_LOCK,))).fetchone()
+        if row is not None and row[0]:
+            return
+    await conn.close()  # the pool drops a closed connection; the server drops its locks
+
+
 async def _audit(conn: _Conn, entry: AuditEntry | None) -> None:
     """Append an audit entry in the connection's current transaction."""
     if entry is not None:
@@ -362,7 +396,7 @@ async def _insert_tokens(conn: _Conn, fresh: list[AccessToken]) -> set[str]:
     else:
         sql = q.TOKENS_INSERT_MANY
         params = [list(c) for c in zip(*map(token_row, fresh), strict=True)]
-    return {row[0] for row in await (await conn.execute(sql, params)).fetchall()}
+    return {bytes(row[0]).hex() for row in await (await conn.execute(sql, params)).fetchall()}
 
 
 async def _emit(

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from tokengate.storage import migrations
-from tokengate.storage.schema import SQLITE
+from tokengate.storage.schema import SQLITE, digest_key
 from tokengate.storage.sqlite.busy import retry_while_busy_blocking
 
 
@@ -51,6 +51,7 @@ def migrate(
     conn: sqlite3.Connection, steps: Sequence[migrations.Migration] = migrations.MIGRATIONS
 ) -> None:
     """Bring the schema to the latest version under the write lock; `user_version` records it."""
+    conn.create_function(migrations.SQLITE_UNHEX, 1, _unhex, deterministic=True)
     conn.execute("BEGIN IMMEDIATE")
     try:
         found = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -63,6 +64,11 @@ def migrate(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _unhex(value: object) -> bytes | None:
+    """Migration 3's decoder: a stored hex digest's bytes, None for anything else."""
+    return digest_key(value) if isinstance(value, str) else None
 
 
 def _enable_wal(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:

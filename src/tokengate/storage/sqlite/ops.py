@@ -22,11 +22,10 @@ from tokengate.storage.schema import (
     EVENTS,
     SQLITE,
     TOKENS,
+    digest_key,
     insert_into,
     select,
 )
-
-PURGE_CHUNK = 5000  # rows per purge transaction, so a big purge never holds the lock long
 
 CLIENTS_GET = select(CLIENTS) + " WHERE client_id = ?"
 CLIENTS_LIST = select(CLIENTS) + " ORDER BY created_at, client_id"
@@ -61,10 +60,6 @@ _SECRET_SET = (
     " secret_hash = ?, secret_rotated_at = ? WHERE client_id = ?"
 )
 _EVENTS_INSERT = SQLITE.insert(EVENTS)
-_TOKENS_PURGE = (
-    "DELETE FROM tokens WHERE token_hash IN"
-    " (SELECT token_hash FROM tokens WHERE expires_at <= ? LIMIT ?)"
-)
 
 
 def insert_client(
@@ -162,22 +157,20 @@ def revoke_token(
     token_hash: str, at: int, audit: AuditEntry | None, conn: sqlite3.Connection
 ) -> bool:
     """Mark the token revoked; emits TOKEN_REVOKED."""
+    key = digest_key(token_hash)
+    if key is None:
+        return False
     sql = (
         "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL"
         " RETURNING client_id"
     )
-    rows = conn.execute(sql, (at, token_hash)).fetchall()
+    rows = conn.execute(sql, (at, key)).fetchall()
     if not rows:
         return False
     _emit(conn, EventKind.TOKEN_REVOKED, rows[0][0], at, token_hash)
     if audit is not None:
         append_audit(dataclasses.replace(audit, client_id=rows[0][0]), conn)
     return True
-
-
-def purge_chunk(before: int, conn: sqlite3.Connection) -> int:
-    """Delete up to PURGE_CHUNK expired tokens; returns how many."""
-    return conn.execute(_TOKENS_PURGE, (before, PURGE_CHUNK)).rowcount
 
 
 def _insert(sql: str, row: tuple[Any, ...], what: str, conn: sqlite3.Connection) -> None:

@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
-from tokengate.storage.base import ClientActivity, StorageUnavailable
+from tokengate.storage.base import DEFAULT_PACE, ClientActivity, PurgePace, StorageUnavailable
 from tokengate.storage.group_commit import GroupCommit
+from tokengate.storage.purge import paced
 from tokengate.storage.rows import (
     admin_token_from_row,
     admin_token_row,
@@ -49,9 +50,11 @@ from tokengate.storage.rows import (
     token_from_row,
     token_row,
 )
+from tokengate.storage.schema import digest_key
 from tokengate.storage.sqlite import ops
 from tokengate.storage.sqlite.checkpoint import checkpoint_forever
 from tokengate.storage.sqlite.connect import connect, migrate, open_reader, open_writer
+from tokengate.storage.sqlite.purge import delete_batch, purge_file
 from tokengate.storage.sqlite.transaction import Op, run_group
 
 MAX_BATCH = 1000  # writes per group transaction, so other processes wait for the lock briefly
@@ -148,7 +151,8 @@ class SQLiteStore:
         return [client_from_row(row) for row in self._rows(ops.CLIENTS_LIST)]
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
-        rows = self._rows(ops.TOKENS_GET, (token_hash,))
+        key = digest_key(token_hash)
+        rows = self._rows(ops.TOKENS_GET, (key,)) if key is not None else None
         return token_from_row(rows[0]) if rows else None
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
@@ -233,11 +237,17 @@ class SQLiteStore:
     ) -> bool:
         return await self._write(functools.partial(ops.revoke_token, token_hash, at, audit))
 
-    async def purge_expired(self, before: int) -> int:
-        total = 0
-        while (n := await self._write(functools.partial(ops.purge_chunk, before))) > 0:
-            total += n
-        return total
+    async def purge_expired(self, before: int, *, pace: PurgePace = DEFAULT_PACE) -> int:
+        if self._in_memory:  # one private connection, no other process: batches run inline
+
+            async def inline(cursor: int) -> tuple[int, int]:
+                assert self._writer is not None
+                return delete_batch(self._writer, cursor, before, pace.batch)
+
+            return await paced(inline, pace)
+        if self._thread is None:
+            raise RuntimeError("SQLiteStore is not open")
+        return await purge_file(self._path, self._busy_timeout, self._thread, before, pace)
 
     async def _write(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
         """Queue `op`; it runs in the next group transaction and this returns once committed."""
