@@ -6,7 +6,7 @@ tokens spread among the bulk rows (see `_tables`), plus `--issued` tokens issued
 server. Rounds alternate the two (A B, then B A), each with a fresh `tokengate serve` (its
 token cache empty):
 
-- cold: `--slice` real tokens introspected once each (each a storage lookup), at 32
+- cold: `--slice` real tokens introspected once each (within `--cold-seconds`) (each a storage lookup), at 32
   connections and at 1 (another slice), wrk stopping when the slice is done. The large table
   holds a slice for every run, so no token is ever looked up twice there (the lookups spread
   over the whole index, as live traffic on a big table does); the small one holds two slices
@@ -35,6 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import re
 import statistics
 import subprocess
 import tempfile
@@ -100,15 +102,28 @@ end
     return script
 
 
-def wrk(url: str, script: Path, connections: int, seconds: float) -> WrkResult:
-    """One wrk run; fails loudly on any error response."""
+_AVERAGE = re.compile(r"Latency\s+([\d.]+)(us|ms|s)")
+_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float, *, once: int = 0) -> WrkResult:
+    """One wrk run; fails loudly on any error response. With `once` (a cold pass of that many
+    tokens) wrk stops sending when they are done but runs out its `seconds`, so throughput is
+    taken from the latencies instead (Little's law: connections / mean latency)."""
     command = wrk_command(url, connections=connections, seconds=seconds, script=script)
     result = parse_wrk(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     if result.errors:
         raise SystemExit(
             f"wrk errors against {url}: {result.non_2xx} non-2xx, {result.socket_errors}"
         )
-    return result
+    if not once:
+        return result
+    if result.requests < once:
+        raise SystemExit(f"a cold pass did not finish in {seconds} s: raise --cold-seconds")
+    average = _AVERAGE.search(result.raw)
+    assert average is not None, result.raw
+    rps = connections / (float(average.group(1)) * _MS[average.group(2)] / 1e3)
+    return dataclasses.replace(result, rps=rps)
 
 
 class Table:
@@ -136,7 +151,7 @@ class Table:
     def cold_slice(self, run: int) -> list[str]:
         return self.slices[run % len(self.slices)]
 
-    def round(self, index: int, seconds: float) -> dict[str, WrkResult]:
+    def round(self, index: int, seconds: float, cold_seconds: float) -> dict[str, WrkResult]:
         """A fresh server: cold at 32 and 1 connections (own slices), warm, issuance."""
         w = self.work
         with authorization_server(self.url) as auth:
@@ -154,8 +169,8 @@ class Table:
             )
             fetch_token(auth.url, self.client)  # connections and statements ready
             return {
-                "cold32": wrk(url, cold32, 32, 120),
-                "cold1": wrk(url, cold1, 1, 120),
+                "cold32": wrk(url, cold32, 32, cold_seconds, once=len(self.slices[0])),
+                "cold1": wrk(url, cold1, 1, cold_seconds, once=len(self.slices[0])),
                 "warm32": wrk(url, warm, 32, seconds),
                 "issue32": wrk(auth.url + TOKEN_PATH, issue, 32, seconds),
             }
@@ -199,7 +214,7 @@ def scale(args: argparse.Namespace, work: Path) -> None:
             order = ("small", "large") if index % 2 == 0 else ("large", "small")
             row: dict[str, dict[str, WrkResult]] = {}
             for label in order:
-                row[label] = tables[label].round(index, args.seconds)
+                row[label] = tables[label].round(index, args.seconds, args.cold_seconds)
                 print_round(index, label, row[label])
             rounds.append(row)
         for label, table in tables.items():
@@ -264,7 +279,8 @@ def purge_case(
         url = auth.url + INTROSPECT_PATH
         assert introspect(auth.url, rs, cold.values[-1])["active"] is True
         scripts = [cold_script(work, f"{name}-purge-{i}", part, rs) for i, part in enumerate(parts)]
-        before = [wrk(url, s, 32, 120) for s in scripts[:slots]]
+        once = len(parts[0])
+        before = [wrk(url, s, 32, 10, once=once) for s in scripts[:slots]]
         started = time.monotonic()
         during: list[WrkResult] = []
         with purging(db) as proc:
@@ -272,7 +288,7 @@ def purge_case(
             for script in scripts[slots:]:
                 if proc.poll() is not None:
                     break
-                during.append(wrk(url, script, 32, 120))
+                during.append(wrk(url, script, 32, 10, once=once))
             out, _ = proc.communicate(timeout=3600)
         elapsed = time.monotonic() - started
     left = count_rows(db.removeprefix("sqlite:///"))
@@ -323,7 +339,8 @@ def main() -> None:
         "--rows", type=int, default=None, help="large table (default 10 M; --purge: 5 M expired)"
     )
     parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--slice", type=int, default=4000, help="tokens per cold pass")
+    parser.add_argument("--slice", type=int, default=2000, help="tokens per cold pass")
+    parser.add_argument("--cold-seconds", type=float, default=8, help="wrk duration of a cold pass")
     parser.add_argument(
         "--cold", type=int, default=24_000, help="--purge: real tokens among the rows"
     )
