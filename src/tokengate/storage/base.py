@@ -39,8 +39,8 @@ class PurgeInProgress(Exception):
 class PurgePace:
     """How a purge spreads its work: `batch` rows per transaction, `pause` seconds between."""
 
-    batch: int = 1000
-    pause: float = 0.02
+    batch: int = 500
+    pause: float = 0.05
 
 
 DEFAULT_PACE = PurgePace()
