@@ -93,6 +93,14 @@ class RemoteOperations:
         made: Document = await self._json("POST", "/admin-tokens", json=body)
         return made
 
+    async def list_admin_tokens(self) -> list[Document]:
+        tokens: list[Document] = (await self._json("GET", "/admin-tokens"))["admin_tokens"]
+        return tokens
+
+    async def revoke_admin_token(self, token_id: str) -> bool:
+        path = f"/admin-tokens/{_segment(token_id)}/revoke"
+        return await self._call("POST", path) is not None
+
     async def audit(
         self, since: int = 0, client_id: str | None = None, after: int = 0, limit: int = 1000
     ) -> list[Document]:

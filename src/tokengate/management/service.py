@@ -183,6 +183,12 @@ class Management:
         logged(note)
         return token, value
 
+    async def revoke_admin_token(self, token_id: str) -> bool:
+        """Revoke the admin token named `token_id` at once (every replica reads it per request)."""
+        note = dataclasses.replace(self._entry(Action.ADMIN_TOKEN_REVOKED, None), target=token_id)
+        ok = await self.store.revoke_admin_token(token_id, self._now(), audit=note)
+        return await self._done(ok, note)
+
     async def overview(self, window: int = 3600) -> list[Overview]:
         """Every client with its tokens issued in the last `window` seconds and last issue."""
         activity = await self.store.client_activity(self._now() - window)

@@ -47,6 +47,22 @@ def client_view(
     return view
 
 
+def admin_token_state(token: AdminToken, now: float) -> dict[str, Any]:
+    """An admin token as listed: its public id, role, dates and state, never its digest."""
+    state = "revoked" if token.revoked_at is not None else "active"
+    if state == "active" and now >= token.expires_at:
+        state = "expired"
+    return {
+        "token_id": token.token_id,
+        "role": token.role.value,
+        "name": token.name,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+        "state": state,
+    }
+
+
 def admin_token_view(token: AdminToken, value: str) -> dict[str, Any]:
     """A just-created admin token, its value shown this once under the key its role names."""
     key = "initial_access_token" if token.role.value == "register" else "admin_token"

@@ -160,6 +160,14 @@ class AdminTokenStore(Protocol):
     async def get_admin_token(self, token_hash: str) -> AdminToken | None:
         """The admin token with this hash, whatever its state."""
 
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        """Every admin token, whatever its state, oldest first."""
+
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        """Mark the token named `token_id` revoked at `at`; False if none is or it already was."""
+
 
 class AuditStore(Protocol):
     """The append-only audit log."""

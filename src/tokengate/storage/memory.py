@@ -170,6 +170,19 @@ class MemoryStore:
     async def get_admin_token(self, token_hash: str) -> AdminToken | None:
         return self._admin_tokens.get(token_hash)
 
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        return sorted(self._admin_tokens.values(), key=lambda t: (t.created_at, t.token_id))
+
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        for digest, token in self._admin_tokens.items():
+            if token.token_id == token_id and token.revoked_at is None:
+                self._admin_tokens[digest] = dataclasses.replace(token, revoked_at=at)
+                self._record(audit)
+                return True
+        return False
+
     async def append_audit(self, entry: AuditEntry) -> None:
         self._record(entry)
 

@@ -38,6 +38,10 @@ ACTIVITY = (
 )
 ADMIN_TOKENS_INSERT = POSTGRES.insert(ADMIN_TOKENS)
 ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = %s"
+ADMIN_TOKENS_LIST = select(ADMIN_TOKENS) + " ORDER BY created_at, token_id"
+ADMIN_TOKENS_REVOKE = (
+    "UPDATE admin_tokens SET revoked_at = %s WHERE token_id = %s AND revoked_at IS NULL"
+)
 AUDIT_INSERT = POSTGRES.insert(AUDIT)
 AUDIT_AFTER = (
     select(AUDIT) + " WHERE position > %s AND occurred_at >= %s"

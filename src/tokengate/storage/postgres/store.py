@@ -222,6 +222,18 @@ class PostgresStore:
         row = await self._one(q.ADMIN_TOKENS_GET, (token_hash,))
         return admin_token_from_row(row) if row is not None else None
 
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        return [admin_token_from_row(row) for row in await self._all(q.ADMIN_TOKENS_LIST, ())]
+
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            if (await conn.execute(q.ADMIN_TOKENS_REVOKE, (at, token_id))).rowcount == 0:
+                return False
+            await _audit(conn, audit)
+            return True
+
     async def append_audit(self, entry: AuditEntry) -> None:
         async with self._connection() as conn:
             await _audit(conn, entry)

@@ -34,6 +34,10 @@ TOKENS_GET = select(TOKENS) + " WHERE token_hash = ?"
 EVENTS_AFTER = select(EVENTS) + " WHERE position > ? ORDER BY position LIMIT ?"
 LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = ?"
+ADMIN_TOKENS_LIST = select(ADMIN_TOKENS) + " ORDER BY created_at, token_id"
+_ADMIN_TOKENS_REVOKE = (
+    "UPDATE admin_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL"
+)
 AUDIT_AFTER = (
     select(AUDIT) + " WHERE position > ? AND occurred_at >= ? AND (? IS NULL OR client_id = ?)"
     " ORDER BY position LIMIT ?"
@@ -93,6 +97,16 @@ def insert_admin_token(
     """Insert an admin token row; `ValueError` if the hash exists."""
     _insert(_ADMIN_TOKENS_INSERT, row, f"admin token {token_id}", conn)
     append_audit(audit, conn)
+
+
+def revoke_admin_token(
+    token_id: str, at: int, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> bool:
+    """Mark an admin token revoked; False if there is no usable-or-expired one by that id."""
+    if conn.execute(_ADMIN_TOKENS_REVOKE, (at, token_id)).rowcount == 0:
+        return False
+    append_audit(audit, conn)
+    return True
 
 
 def append_audit(audit: AuditEntry | None, conn: sqlite3.Connection) -> None:
