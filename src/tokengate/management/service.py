@@ -76,9 +76,12 @@ class Management:
         registered: bool = False,
     ) -> NewClient:
         """A new client (`ValueError` if `client_id` exists); a secret is made unless the
-        digest of one is given (then `NewClient.secret` is empty: it is not known here)."""
+        digest of one is given (then `NewClient.secret` is empty: it is not known here). A
+        `private_key_jwt` client gets the digest of a secret nobody is given, and no secret."""
         secret = "" if secret_hash else credentials.new_client_secret()
         secret_hash = secret_hash or credentials.hash_value(secret)
+        if not metadata.has_secret:
+            secret = ""
         token = credentials.new_registration_token() if registered else None
         now = self._now()
         client = with_metadata(
