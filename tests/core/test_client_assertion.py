@@ -99,9 +99,10 @@ def test_audience_may_be_issuer_or_endpoint(aud: Any) -> None:
             claims(iat=NOW - 120, exp=NOW - ca.CLOCK_SKEW - 1), "expired", id="rfc7523-3.4-expired"
         ),
         pytest.param(
-            claims(exp=NOW + ca.MAX_LIFETIME + ca.CLOCK_SKEW + 1), "at most",
+            claims(exp=NOW + ca.MAX_LIFETIME + ca.CLOCK_SKEW + 1),
+            "at most",
             id="lifetime-too-long-from-now",
-        ),  # fmt: skip
+        ),
         pytest.param(
             claims(iat=NOW - 200, exp=NOW + 200), "at most", id="lifetime-too-long-from-iat"
         ),
@@ -288,4 +289,6 @@ def test_short_rsa_key_is_refused() -> None:
 def test_replay_key_separates_clients() -> None:
     """The same jti of two clients gives two keys; the key is a SHA-256 hex digest."""
     a, b = ca.replay_key("tgc_a", "1"), ca.replay_key("tgc_b", "1")
-    assert a != b and len(a) == 64 and a == ca.replay_key("tgc_a", "1")
+    assert a != b
+    assert len(a) == 64
+    assert a == ca.replay_key("tgc_a", "1")

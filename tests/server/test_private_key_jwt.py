@@ -192,7 +192,8 @@ async def test_registration_with_a_jwks_gives_no_secret(harness: Harness) -> Non
     made = await _register(harness, document)
     assert made.status_code == 201, made.text
     body = made.json()
-    assert "client_secret" not in body and body["jwks"] == document["jwks"]
+    assert "client_secret" not in body
+    assert body["jwks"] == document["jwks"]
     client = await harness.store.get_client(body["client_id"])
     assert client is not None
     assert (await harness.token(client)).status_code == 200
@@ -202,14 +203,16 @@ async def test_registration_with_a_jwks_gives_no_secret(harness: Harness) -> Non
     ("extra", "reason"),
     [
         pytest.param(
-            {"jwks": {"keys": [RSAKey.generate_key(2048).as_dict(private=True)]}}, "public",
+            {"jwks": {"keys": [RSAKey.generate_key(2048).as_dict(private=True)]}},
+            "public",
             id="private-key-in-jwks",
-        ),  # fmt: skip
+        ),
         pytest.param({"jwks_uri": "http://keys.example/jwks"}, "https", id="http-jwks_uri"),
         pytest.param(
             {"jwks_uri": JWKS_URI, "jwks": {"keys": [KEY.as_dict(private=False)]}},
-            "exactly one", id="both-jwks-and-uri",
-        ),  # fmt: skip
+            "exactly one",
+            id="both-jwks-and-uri",
+        ),
         pytest.param({}, "exactly one", id="no-keys"),
     ],
 )
@@ -236,5 +239,6 @@ async def test_admin_api_creates_a_jwks_uri_client(harness: Harness) -> None:
     assert made.status_code == 201, made.text
     assert set(made.json()) == {"client_id"}
     shown = await harness.store.get_client(made.json()["client_id"])
-    assert shown is not None and shown.jwks_uri == JWKS_URI
+    assert shown is not None
+    assert shown.jwks_uri == JWKS_URI
     assert (await harness.token(shown)).status_code == 200
