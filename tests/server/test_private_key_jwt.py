@@ -242,3 +242,15 @@ async def test_admin_api_creates_a_jwks_uri_client(harness: Harness) -> None:
     assert shown is not None
     assert shown.jwks_uri == JWKS_URI
     assert (await harness.token(shown)).status_code == 200
+
+
+async def test_rotating_the_secret_of_a_jwt_client_is_refused(harness: Harness) -> None:
+    """A private_key_jwt client has no secret: rotate-secret is invalid_request, not a secret."""
+    client = await harness.client()
+    management = Management(harness.store, "test", harness.clock)
+    _, admin = await management.create_admin_token(AdminRole.ADMIN, 300, "t")
+    refused = await harness.http.post(
+        f"/admin/api/clients/{client.client_id}/rotate-secret", json={"grace": 0},
+        headers={"Authorization": f"Bearer {admin}"},
+    )  # fmt: skip
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_request")

@@ -10,7 +10,7 @@ import click
 
 from tokengate.cli.target import Target, target_options
 from tokengate.core.client_assertion import METHOD as PRIVATE_KEY_JWT
-from tokengate.core.errors import InvalidClientMetadata
+from tokengate.core.errors import InvalidClientMetadata, OAuthError
 from tokengate.core.registration import (
     AUTH_METHODS,
     ClientMetadata,
@@ -158,7 +158,10 @@ def rotate_secret(client_id: str, grace: int, target: Target, as_json: bool) -> 
     """Issue a new secret; the old one works --grace more seconds. Issued tokens stay valid."""
 
     async def act(ops: Operations) -> Document | None:
-        return await ops.rotate_secret(client_id, grace)
+        try:
+            return await ops.rotate_secret(client_id, grace)
+        except OAuthError as exc:
+            raise click.ClickException(exc.description) from None
 
     rotated = target.run(act)
     _require(rotated is not None, client_id)
