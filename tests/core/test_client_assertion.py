@@ -264,7 +264,11 @@ def test_assertion_client_must_be_registered_for_it() -> None:
         pytest.param(
             {"keys": [ECKey.generate_key("P-384").as_dict(private=False)]}, "P-256", id="ec-p384"
         ),
-        pytest.param({"keys": [{"kty": "RSA", "n": "AQAB"}]}, "unusable", id="rsa-without-e"),
+        pytest.param(
+            {"keys": [{"kty": "RSA", "n": RSA.as_dict(private=False)["n"]}]},
+            "unusable",
+            id="rsa-without-e",
+        ),
         pytest.param({"keys": [{**EC.as_dict(private=False), "use": "enc"}]}, "sig", id="use-enc"),
         pytest.param({"keys": []}, "1 to", id="empty"),
         pytest.param({"keys": [EC.as_dict(private=False)] * 21}, "1 to", id="too-many"),

@@ -22,13 +22,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError, SecurityWarning
+from joserfc.errors import InvalidKeyIdError, JoseError, UnsupportedAlgorithmError
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
@@ -42,7 +42,20 @@ MAX_KEYS = 20
 MAX_JWKS_BYTES = 64 * 1024
 MIN_RSA_BITS = 2048
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_REGISTRY = JWSRegistry(algorithms=list(ALGORITHMS))
+
+
+class _Registry(JWSRegistry):
+    """joserfc's registry limited to `ALGORITHMS`, without its warning that `EdDSA` is
+    deprecated for `Ed25519` (RFC 9864): that is what clients send today, and a warning
+    filter would be process-global state."""
+
+    def get_alg(self, name: str) -> JWSAlgModel:
+        if name not in ALGORITHMS or name not in self.algorithms:
+            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
+        return self.algorithms[name]
+
+
+_REGISTRY = _Registry(algorithms=list(ALGORITHMS))
 
 
 class AssertionRefused(Exception):
@@ -76,10 +89,8 @@ def parse_jwks(document: object) -> KeySet:
     for key in keys:
         _check_public(key)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", SecurityWarning)  # a short RSA key is refused
-            key_set = KeySet.import_key_set({"keys": keys})
-    except (JoseError, SecurityWarning, ValueError, TypeError) as exc:
+        key_set = KeySet.import_key_set({"keys": keys})
+    except (JoseError, ValueError, TypeError) as exc:
         raise BadJwks(f"jwks holds an unusable key: {exc}") from None
     for imported in key_set.keys:
         _check_kind(imported)
@@ -93,6 +104,18 @@ def _check_public(key: object) -> None:
         raise BadJwks("jwks must hold public keys only")
     if key.get("use", "sig") != "sig":
         raise BadJwks('a JWK "use" must be "sig"')
+    if key.get("kty") == "RSA" and _modulus_bits(key.get("n")) < MIN_RSA_BITS:
+        # Checked before joserfc imports it, which would only warn.
+        raise BadJwks(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+
+
+def _modulus_bits(n: object) -> int:
+    if not isinstance(n, str):
+        return 0
+    try:
+        return int.from_bytes(_b64decode(n), "big").bit_length()
+    except ValueError:
+        return 0
 
 
 def _check_kind(key: Any) -> None:
@@ -139,10 +162,7 @@ def verify_assertion(
     if len(assertion) > MAX_ASSERTION_LENGTH:
         raise AssertionRefused("client_assertion is too large")
     try:
-        with warnings.catch_warnings():
-            # EdDSA is deprecated for Ed25519 (RFC 9864) but what clients send today.
-            warnings.simplefilter("ignore", SecurityWarning)
-            token = jwt.decode(assertion, keys, algorithms=ALGORITHMS, registry=_REGISTRY)
+        token = jwt.decode(assertion, keys, algorithms=ALGORITHMS, registry=_REGISTRY)
     except InvalidKeyIdError:
         raise UnknownKey("no key of the client has this kid") from None
     except (JoseError, ValueError, TypeError) as exc:
