@@ -20,7 +20,8 @@ class Operations(Protocol):
     """Client management, answered as JSON documents; None/False: no such client or token."""
 
     async def create_client(self, metadata: ClientMetadata) -> Document:
-        """Create a client; the document holds `client_id` and `client_secret` (once)."""
+        """Create a client; the document holds `client_id` and `client_secret` (once; none for
+        a `private_key_jwt` client)."""
 
     async def list_clients(self) -> list[Document]:
         """Every client with its activity in the last hour."""
@@ -64,6 +65,8 @@ class LocalOperations:
 
     async def create_client(self, metadata: ClientMetadata) -> Document:
         made = await self.management.create_client(metadata)
+        if not metadata.has_secret:
+            return {"client_id": made.client.client_id}
         return {"client_id": made.client.client_id, "client_secret": made.secret}
 
     async def list_clients(self) -> list[Document]:

@@ -4,6 +4,7 @@ secret or a secret's hash."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tokengate.core.models import AdminToken, Client
@@ -40,7 +41,12 @@ def client_view(
         "secret_rotated_at": client.secret_rotated_at,
         "secrets": secret_states(client, now),
         "registered": client.registration_token_hash is not None,
+        "token_endpoint_auth_method": client.auth_method,
     }
+    if client.jwks_uri is not None:
+        view["jwks_uri"] = client.jwks_uri
+    if client.jwks is not None:
+        view["jwks"] = json.loads(client.jwks)
     if activity is not None:
         view["tokens_issued_last_hour"] = activity.issued_since
         view["last_token_issued_at"] = activity.last_issued_at

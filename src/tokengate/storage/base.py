@@ -187,7 +187,20 @@ class AuditStore(Protocol):
         if given, oldest first."""
 
 
-class Store(ClientStore, TokenStore, EventStore, AdminTokenStore, AuditStore, Protocol):
+class AssertionStore(Protocol):
+    """RFC 7523 §3 item 7 replay protection: client assertions seen, until they expire."""
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        """Record an assertion by `client_assertion.replay_key`; False (and nothing written)
+        when that key is already recorded: a replay. Durable when this returns."""
+
+    async def purge_assertions(self, before: int) -> int:
+        """Forget assertions whose `expires_at` <= `before`; returns how many."""
+
+
+class Store(
+    ClientStore, TokenStore, EventStore, AdminTokenStore, AuditStore, AssertionStore, Protocol
+):
     """A complete backend. `open` creates the schema (idempotent, safe to race)."""
 
     async def open(self) -> None:

@@ -18,6 +18,7 @@ class MemoryStore:
         self._events: list[RevocationEvent] = []
         self._admin_tokens: dict[str, AdminToken] = {}
         self._audit: list[AuditEntry] = []
+        self._assertions: dict[str, int] = {}
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -153,6 +154,18 @@ class MemoryStore:
         expired = [k for k, t in self._tokens.items() if t.expires_at <= before]
         for key in expired:
             del self._tokens[key]
+        return len(expired)
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        if key_hash in self._assertions:
+            return False
+        self._assertions[key_hash] = expires_at
+        return True
+
+    async def purge_assertions(self, before: int) -> int:
+        expired = [k for k, at in self._assertions.items() if at <= before]
+        for key in expired:
+            del self._assertions[key]
         return len(expired)
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:

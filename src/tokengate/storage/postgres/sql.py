@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
+    ASSERTIONS,
     AUDIT,
     CLIENTS,
     EVENTS,
@@ -61,6 +62,11 @@ TOKENS_INSERT_MANY = (
 TOKENS_PURGE = (
     "DELETE FROM tokens WHERE token_hash IN"
     " (SELECT token_hash FROM tokens WHERE expires_at <= %s LIMIT %s)"
+)
+ASSERTION_USE = POSTGRES.insert(ASSERTIONS) + " ON CONFLICT DO NOTHING"
+ASSERTIONS_PURGE = (
+    "DELETE FROM assertions WHERE key_hash IN"
+    " (SELECT key_hash FROM assertions WHERE expires_at <= %s LIMIT %s)"
 )
 EVENTS_INSERT = (
     f"WITH e AS ({POSTGRES.insert(EVENTS)} RETURNING position)"  # noqa: S608

@@ -315,6 +315,23 @@ class PostgresStore:
                 total += n
         return total
 
+    # -- client assertions (RFC 7523 §3) --------------------------------------------------------
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        # One autocommitted statement: of two replicas racing with one jti, the primary key
+        # lets exactly one insert.
+        async with self._connection() as conn:
+            return (await conn.execute(q.ASSERTION_USE, (key_hash, expires_at))).rowcount == 1
+
+    async def purge_assertions(self, before: int) -> int:
+        total = 0
+        async with self._connection() as conn:
+            while (
+                n := (await conn.execute(q.ASSERTIONS_PURGE, (before, PURGE_CHUNK))).rowcount
+            ) > 0:
+                total += n
+        return total
+
     # -- events ------------------------------------------------------------------------------
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:

@@ -17,6 +17,7 @@ from tokengate.storage.base import StaleClient
 from tokengate.storage.rows import audit_row
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
+    ASSERTIONS,
     AUDIT,
     CLIENTS,
     EVENTS,
@@ -65,6 +66,11 @@ _SECRET_SET = (
     " secret_hash = ?, secret_rotated_at = ? WHERE client_id = ?"
 )
 _EVENTS_INSERT = SQLITE.insert(EVENTS)
+_ASSERTION_USE = SQLITE.insert(ASSERTIONS) + " ON CONFLICT DO NOTHING"
+_ASSERTIONS_PURGE = (
+    "DELETE FROM assertions WHERE key_hash IN"
+    " (SELECT key_hash FROM assertions WHERE expires_at <= ? LIMIT ?)"
+)
 _TOKENS_PURGE = (
     "DELETE FROM tokens WHERE token_hash IN"
     " (SELECT token_hash FROM tokens WHERE expires_at <= ? LIMIT ?)"
@@ -192,6 +198,16 @@ def revoke_token(
 def purge_chunk(before: int, conn: sqlite3.Connection) -> int:
     """Delete up to PURGE_CHUNK expired tokens; returns how many."""
     return conn.execute(_TOKENS_PURGE, (before, PURGE_CHUNK)).rowcount
+
+
+def use_assertion(key_hash: str, expires_at: int, conn: sqlite3.Connection) -> bool:
+    """Record an assertion's replay key; False if it was already recorded."""
+    return bool(conn.execute(_ASSERTION_USE, (key_hash, expires_at)).rowcount)
+
+
+def purge_assertions_chunk(before: int, conn: sqlite3.Connection) -> int:
+    """Delete up to PURGE_CHUNK expired assertion keys; returns how many."""
+    return conn.execute(_ASSERTIONS_PURGE, (before, PURGE_CHUNK)).rowcount
 
 
 def _insert(sql: str, row: tuple[Any, ...], what: str, conn: sqlite3.Connection) -> None:

@@ -247,6 +247,16 @@ class SQLiteStore:
             total += n
         return total
 
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        return await self._write(functools.partial(ops.use_assertion, key_hash, expires_at))
+
+    async def purge_assertions(self, before: int) -> int:
+        total = 0
+        op = functools.partial(ops.purge_assertions_chunk, before)
+        while (n := await self._write(op)) > 0:
+            total += n
+        return total
+
     async def _write(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
         """Queue `op`; it runs in the next group transaction and this returns once committed."""
         if self._writer is None:
