@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import ServerProcess, create_client, free_port, run_cli
+from tests.support.servers import TOKENGATE, ServerProcess, create_client, free_port, run_cli
 from tests.support.workers import WorkerConnection, basic, one_per_worker, open_connection, until
 
 pytestmark = pytest.mark.e2e
@@ -172,6 +173,18 @@ def test_a_worker_that_dies_is_replaced_under_its_index(sqlite_url: str, tmp_pat
         assert s.server.process is not None
         assert s.server.process.poll() is None
         assert "died (exit -9): replaced" in s.server.logs()
+
+
+def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
+    """Workers that fail before serving (here: an unopenable database) stop the parent with
+    exit status 3 instead of being restarted for ever."""
+    database = f"sqlite:///{tmp_path / 'missing' / 'tokengate.db'}"
+    args = ["serve", "--port", "0", "--database", database, "--workers", "2"]
+    proc = subprocess.run(
+        [*TOKENGATE, *args], capture_output=True, text=True, timeout=20, check=False
+    )
+    assert proc.returncode == 3
+    assert "failed to start (exit 3): stopping" in proc.stderr
 
 
 def test_workers_stop_when_the_parent_is_killed(sqlite_url: str, tmp_path: Path) -> None:

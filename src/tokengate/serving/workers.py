@@ -16,9 +16,10 @@ What the parent does (`Supervisor.run`):
 - A worker that dies after it was ready is replaced under the same index (so the one worker
   that runs singleton jobs, index 0, stays one). More than `MAX_RESTARTS` replacements within
   `RESTART_WINDOW` seconds stop the server (exit status 1) instead of crash-looping.
-- SIGTERM or SIGINT: SIGTERM to every worker; each stops accepting, finishes its in-flight
-  requests (uvicorn's graceful shutdown) and exits; a worker still running `stop_timeout`
-  seconds later is killed. The parent then exits 0.
+- SIGTERM or SIGINT: the parent closes its copies of the sockets and sends SIGTERM to every
+  worker; each stops accepting, finishes its in-flight requests (uvicorn's graceful shutdown)
+  and exits; a worker still running `stop_timeout` seconds later is killed. The parent then
+  exits 0.
 - A worker whose parent has died (its end of the pipe reads end-of-file) stops itself the same
   graceful way, so killing the parent with SIGKILL leaves no orphan serving.
 """
@@ -226,6 +227,8 @@ class Supervisor:
         return None
 
     def _stop_all(self) -> None:
+        for sock in self.sockets:  # once the workers close theirs, new connections are refused
+            sock.close()
         running = [w for w in self._workers if w.process.exitcode is None]
         for worker in running:
             with contextlib.suppress(ProcessLookupError):
