@@ -187,6 +187,24 @@ def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
     assert "failed to start (exit 3): stopping" in proc.stderr
 
 
+def test_a_port_another_server_listens_on_is_refused(tmp_path: Path) -> None:
+    """Even a listener in its own `SO_REUSEPORT` group (another `serve --workers`) is not joined:
+    the command exits 1 before any worker starts."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        database = f"sqlite:///{tmp_path / 'tokengate.db'}"
+        args = ["serve", "--port", port, "--database", database, "--workers", "2"]
+        proc = subprocess.run(
+            [*TOKENGATE, *args], capture_output=True, text=True, timeout=20, check=False
+        )
+    assert proc.returncode == 1
+    assert "Address already in use" in proc.stderr
+    assert "started" not in proc.stderr
+
+
 def test_workers_stop_when_the_parent_is_killed(sqlite_url: str, tmp_path: Path) -> None:
     """SIGKILL to the parent: each worker sees its pipe close and stops itself."""
     with serving(sqlite_url, tmp_path) as s:

@@ -62,7 +62,7 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     default=(10, 50),
     show_default=True,
     help="Failed client authentications allowed per minute per (client id, address) and per"
-    " address before 429.",
+    " address before 429 (with --workers N, each worker allows ceil(limit / N)).",
 )
 @click.option(
     "--admin-console/--no-admin-console",

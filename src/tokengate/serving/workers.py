@@ -89,11 +89,13 @@ def listen_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """
     if not hasattr(socket, "SO_REUSEPORT"):
         return [_listen(host, port, reuse_port=False)]
-    first = _listen(host, port, reuse_port=True)
-    sockets = [first]
+    # A socket without SO_REUSEPORT binds only a free port: so a server already listening
+    # there (another tokengate with workers included) is refused, not silently joined.
+    with _bound(host, port) as probe:
+        port = probe.getsockname()[1]
+    sockets: list[socket.socket] = []
     try:
-        bound = first.getsockname()[1]
-        sockets += [_listen(host, bound, reuse_port=True) for _ in range(count - 1)]
+        sockets += [_listen(host, port, reuse_port=True) for _ in range(count)]
     except OSError:
         for sock in sockets:
             sock.close()
@@ -101,7 +103,7 @@ def listen_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def _bound(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -109,6 +111,15 @@ def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    sock = _bound(host, port, reuse_port=reuse_port)
+    try:
         sock.listen(BACKLOG)
     except OSError:
         sock.close()
