@@ -13,15 +13,25 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support.servers import TOKENGATE, ServerProcess, create_client, free_port, run_cli
+from tests.support.servers import (
+    TOKENGATE,
+    ServerProcess,
+    create_client,
+    free_port,
+    run_cli,
+    running_process,
+)
+from tests.support.tls import make_pki
 from tests.support.workers import WorkerConnection, basic, one_per_worker, open_connection, until
 
 pytestmark = pytest.mark.e2e
@@ -161,6 +171,26 @@ def test_graceful_stop_finishes_in_flight_requests(sqlite_url: str, tmp_path: Pa
             assert not _alive(worker.pid)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", s.server.port), timeout=1).close()
+
+
+def test_every_worker_terminates_tls(sqlite_url: str, tmp_path: Path) -> None:
+    """With `--tls-cert/--tls-key` each worker rebuilds the TLS context and answers HTTPS; the
+    default issuer is https:// with the port the parent bound."""
+    pki = make_pki(tmp_path / "pki")
+    trust = ssl.create_default_context(cafile=str(pki.ca))
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    args = [*TOKENGATE, "serve", "--port", str(port), "--database", sqlite_url, "--workers", "2",
+            "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)]  # fmt: skip
+    with running_process(args, url + "/healthz", tmp_path / "serve.log", verify=trust):
+        seen: set[int] = set()
+        deadline = time.monotonic() + 10
+        while seen != {0, 1} and time.monotonic() < deadline:
+            with httpx.Client(verify=trust) as http:  # a new connection each time
+                seen.add(http.get(url + "/healthz").json()["worker"])
+        assert seen == {0, 1}
+        metadata = httpx.get(url + "/.well-known/oauth-authorization-server", verify=trust)
+        assert metadata.json()["issuer"] == url
 
 
 def test_a_worker_that_dies_is_replaced_under_its_index(sqlite_url: str, tmp_path: Path) -> None:

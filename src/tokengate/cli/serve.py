@@ -120,6 +120,7 @@ def serve(
             "the console keeps its sessions in one process's memory: serve it with --workers 1",
             param_hint="--admin-console",
         )
+    _issuer(issuer, serving.scheme, host, port)  # refused before binding, too
     configure_logging(log_level, log_format)
     store_for(database)  # a bad URL or a missing driver is refused here, not in every worker
     sockets = _listen(host, port, workers) if workers > 1 else []
