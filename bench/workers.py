@@ -139,9 +139,9 @@ def main() -> None:
           f" cores: {len(os.sched_getaffinity(0))}")  # fmt: skip
     print(f"connections of 32 per worker (2 workers): {dict(sorted(spread.items()))}")
     print(f"load average (1 min) before: {load_before[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
-    print(
-        f"median introspection, 1 worker: {statistics.median(column(rows, 'introspect-1')):.0f} rps"
-    )
+    for name, used in CORES_USED.items():
+        print(f"{name}: median {statistics.median(column(rows, name)):.0f} rps,"
+              f" server processes used {statistics.median(used):.2f} cores")  # fmt: skip
     verdict = "PASS" if r_intro >= TARGET else "MISS"
     print(f"introspection 2 workers / 1 worker: {r_intro:.2f}x  (target >= {TARGET}x) {verdict}")
     print(f"token issuance 2 workers / 1 worker: {r_token:.2f}x")
