@@ -142,6 +142,15 @@ def main() -> None:
     for name, used in CORES_USED.items():
         print(f"{name}: median {statistics.median(column(rows, name)):.0f} rps,"
               f" server processes used {statistics.median(used):.2f} cores")  # fmt: skip
+    for case in ("introspect", "token"):
+        per_core = [
+            row[f"{case}-2"] / two_cores / (row[f"{case}-1"] / one_cores)
+            for row, two_cores, one_cores in zip(
+                rows, CORES_USED[f"{case}-2"], CORES_USED[f"{case}-1"], strict=True
+            )
+        ]
+        print(f"{case}: rps per core the server used, 2 workers / 1 worker:"
+              f" {statistics.median(per_core):.2f}x (1.00x: each core added scales linearly)")  # fmt: skip
     verdict = "PASS" if r_intro >= TARGET else "MISS"
     print(f"introspection 2 workers / 1 worker: {r_intro:.2f}x  (target >= {TARGET}x) {verdict}")
     print(f"token issuance 2 workers / 1 worker: {r_token:.2f}x")
