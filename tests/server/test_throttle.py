@@ -46,6 +46,26 @@ def test_limits_per_pair_and_per_address() -> None:
     throttle.check("c1", "10.0.0.1")  # a new window
 
 
+@pytest.mark.parametrize(
+    ("workers", "shares"),
+    [
+        pytest.param(1, (10, 50), id="one-worker-whole-budget"),
+        pytest.param(2, (5, 25), id="two-workers-halves"),
+        pytest.param(3, (4, 17), id="three-workers-rounded-up"),
+        pytest.param(16, (1, 4), id="more-workers-than-failures-one-each"),
+    ],
+)
+def test_each_worker_gets_a_share_of_the_budget(workers: int, shares: tuple[int, int]) -> None:
+    """`shared_by(N)`: each budget divided by N, rounded up, so N shares exceed the budget by
+    less than N; the window is unchanged."""
+    limits = Limits(per_client_and_address=10, per_address=50, window_seconds=30)
+    share = limits.shared_by(workers)
+    assert (share.per_client_and_address, share.per_address) == shares
+    assert share.window_seconds == 30
+    for whole, part in ((10, share.per_client_and_address), (50, share.per_address)):
+        assert whole <= workers * part < whole + workers
+
+
 def test_memory_is_bounded() -> None:
     """The failure table never grows past max_keys."""
     throttle = AuthThrottle(max_keys=100)

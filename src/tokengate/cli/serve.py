@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import socket
 from dataclasses import fields
-from types import FrameType
 from typing import Any
 
 import click
-import uvicorn
 
 from tokengate.cli.common import database_option, store_for
-from tokengate.cli.serving import ServingOptions, serving_options
+from tokengate.cli.serve_process import ServePlan, build_server, run_worker
+from tokengate.cli.serving import ServingOptions, WorkerCount, serving_options
 from tokengate.logs import configure_logging
-from tokengate.server import AuthorizationServer, Settings, create_app
+from tokengate.server import Settings
 from tokengate.server.console import ConsoleRefused
 from tokengate.server.throttle import Limits
-from tokengate.serving import uvicorn_config
+from tokengate.serving.workers import Supervisor, listen_sockets
 
 PREFIX = "TOKENGATE_SERVE"
 
+log = logging.getLogger("tokengate.serve")
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 
 
@@ -59,7 +62,7 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     default=(10, 50),
     show_default=True,
     help="Failed client authentications allowed per minute per (client id, address) and per"
-    " address before 429.",
+    " address before 429 (with --workers N, each worker allows ceil(limit / N)).",
 )
 @click.option(
     "--admin-console/--no-admin-console",
@@ -86,6 +89,15 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     help="Seconds between heartbeats on a quiet event stream (keep subscribers'"
     " --heartbeat-timeout above twice this).",
 )
+@click.option(
+    "--workers",
+    envvar="TOKENGATE_SERVE_WORKERS",
+    type=WorkerCount(),
+    default="1",
+    show_default=True,
+    help="Processes serving on the one port: a number, or auto (one per core). Caches stay"
+    " coherent through the event log; see the README.",
+)
 def serve(
     host: str,
     port: int,
@@ -99,35 +111,58 @@ def serve(
     serving: ServingOptions,
     max_event_streams: int,
     event_heartbeat: float,
+    workers: int,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
-    limits, tls = serving.limits(), serving.tls()
+    serving.limits(), serving.tls()  # checked here, before anything listens
+    if workers > 1 and admin_console:
+        raise click.BadParameter(
+            "the console keeps its sessions in one process's memory: serve it with --workers 1",
+            param_hint="--admin-console",
+        )
+    _issuer(issuer, serving.scheme, host, port)  # refused before binding, too
     configure_logging(log_level, log_format)
-    store = store_for(database)
+    store_for(database)  # a bad URL or a missing driver is refused here, not in every worker
+    sockets = _listen(host, port, workers) if workers > 1 else []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
     per_client, per_address = max_auth_failures
+    throttle = Limits(per_client_and_address=per_client, per_address=per_address)
     settings = Settings(
-        issuer=_issuer(issuer, serving.scheme, host, port),
+        issuer=_issuer(issuer, serving.scheme, host, bound),
         access_log=access_log,
         max_event_streams=max_event_streams,
         event_heartbeat=event_heartbeat,
-        throttle=Limits(per_client_and_address=per_client, per_address=per_address),
+        throttle=throttle.shared_by(workers),
         admin_console=admin_console,
     )
+    plan = ServePlan(host, bound, database, settings, serving, log_level, log_format)
+    if not sockets:
+        _serve_here(plan)
+        return
+    log.info("serving on %s://%s:%d with %d workers", serving.scheme, host, bound, workers)
     try:
-        app = create_app(settings, store)
+        status = Supervisor(functools.partial(run_worker, plan), sockets, workers).run()
+    finally:
+        for sock in sockets:
+            sock.close()
+    if status:
+        raise SystemExit(status)
+
+
+def _serve_here(plan: ServePlan) -> None:
+    """One process: this one."""
+    try:
+        server = build_server(plan, plan.settings)
     except ConsoleRefused as exc:
         raise click.BadParameter(str(exc), param_hint="--admin-console") from None
-    config = uvicorn_config(
-        app,
-        host=host,
-        port=port,
-        limits=limits,
-        tls=tls,
-        log_level=log_level,
-        lifespan="on",
-        proxy_headers=False,  # direct exposure by default; put a proxy-aware LB config in front
-    )
-    _Server(config, app).run()
+    server.run()
+
+
+def _listen(host: str, port: int, count: int) -> list[socket.socket]:
+    try:
+        return listen_sockets(host, port, count)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _issuer(given: str | None, scheme: str, host: str, port: int) -> str:
@@ -138,16 +173,3 @@ def _issuer(given: str | None, scheme: str, host: str, port: int) -> str:
     if scheme == "https" and not given.startswith("https://"):
         raise click.BadParameter("must be https:// when --tls-cert is given", param_hint="--issuer")
     return given
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, plus: on SIGTERM/SIGINT end the event streams first, so the graceful stop
-    drains in milliseconds instead of waiting out the timeout for subscribers."""
-
-    def __init__(self, config: uvicorn.Config, app: AuthorizationServer) -> None:
-        super().__init__(config)
-        self._app = app
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._app.begin_shutdown()
-        super().handle_exit(sig, frame)

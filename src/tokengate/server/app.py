@@ -234,11 +234,13 @@ class AuthorizationServer:
         await serve_lifespan(receive, send, self.startup, self.shutdown, log)
 
     async def startup(self) -> None:
-        """Open the store (creating the schema) and start the expired-token purger."""
+        """Open the store (creating the schema) and start the expired-token purger (in the one
+        process that purges: `Settings.purger`)."""
         self._loop = asyncio.get_running_loop()
         await self.store.open()
         await self.hub.start()
-        self._purger = asyncio.create_task(self._purge_forever())
+        if self.settings.purger:
+            self._purger = asyncio.create_task(self._purge_forever())
 
     def begin_shutdown(self) -> None:
         """End every event stream now (callable from a signal handler or another thread), so

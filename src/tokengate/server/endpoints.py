@@ -6,6 +6,7 @@ store → render. Errors are raised as `OAuthError` and rendered by the app.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -242,6 +243,9 @@ class Endpoints:
         return json_response(200, payload, _PUBLIC_CACHE)
 
     async def health(self, receive: Receive, headers: dict[str, str]) -> Response:
-        """Liveness and storage reachability."""
+        """Liveness and storage reachability; under `serve --workers`, which worker answered."""
         await self.store.last_position()
-        return json_response(200, {"status": "ok"})
+        worker = self.settings.worker
+        if worker is None:
+            return json_response(200, {"status": "ok"})
+        return json_response(200, {"status": "ok", "worker": worker, "pid": os.getpid()})

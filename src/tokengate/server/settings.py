@@ -26,3 +26,7 @@ class Settings:
     access_log: bool = False
     throttle: Limits = field(default_factory=Limits)
     admin_console: bool = False  # the browser console under /admin (`server.console`)
+    # With `serve --workers N`: this process's index (also reported by /healthz with its pid),
+    # and whether it is the one that purges expired tokens (worker 0).
+    worker: int | None = None
+    purger: bool = True

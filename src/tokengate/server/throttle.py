@@ -5,7 +5,8 @@ windows. Once a key is over its limit, further attempts from it are refused with
 `Retry-After` *before* the secret is checked, so guessing gets no faster by hammering.
 The real client is not locked out: an attacker elsewhere fills only its own
 (client id, address) bucket and its own address bucket, never the client's. Memory is
-bounded: the table is swept when it grows past `max_keys`.
+bounded: the table is swept when it grows past `max_keys`. Counters live in one process:
+with several worker processes each gets a share of the budget (`Limits.shared_by`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ class Limits:
     per_client_and_address: int = 10
     per_address: int = 50
     window_seconds: float = 60.0
+
+    def shared_by(self, workers: int) -> Limits:
+        """Each of `workers` processes' share: the counters live in each process, so every
+        budget is divided (rounded up), and the whole server allows at most
+        `workers * ceil(limit / workers)` failures per key and window (≤ limit + workers - 1);
+        a caller whose connections all reach one worker gets only that worker's share."""
+        return Limits(
+            per_client_and_address=-(-self.per_client_and_address // workers),
+            per_address=-(-self.per_address // workers),
+            window_seconds=self.window_seconds,
+        )
 
 
 class AuthThrottle:
