@@ -62,6 +62,15 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     " address before 429.",
 )
 @click.option(
+    "--max-auth-failure-keys",
+    envvar="TOKENGATE_MAX_AUTH_FAILURE_KEYS",
+    type=click.IntRange(16),
+    default=Limits().max_keys,
+    show_default=True,
+    help="Failure counters kept (the throttle's memory bound); past it, counters under their"
+    " limit are merged per network, lock-outs are kept.",
+)
+@click.option(
     "--admin-console/--no-admin-console",
     envvar="TOKENGATE_SERVE_ADMIN_CONSOLE",
     default=False,
@@ -95,6 +104,7 @@ def serve(
     log_format: str,
     access_log: bool,
     max_auth_failures: tuple[int, int],
+    max_auth_failure_keys: int,
     admin_console: bool,
     serving: ServingOptions,
     max_event_streams: int,
@@ -110,7 +120,7 @@ def serve(
         access_log=access_log,
         max_event_streams=max_event_streams,
         event_heartbeat=event_heartbeat,
-        throttle=Limits(per_client_and_address=per_client, per_address=per_address),
+        throttle=Limits(per_client, per_address, max_keys=max_auth_failure_keys),
         admin_console=admin_console,
     )
     try:
