@@ -65,6 +65,15 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     " address before 429 (with --workers N, each worker allows ceil(limit / N)).",
 )
 @click.option(
+    "--max-auth-failure-keys",
+    envvar="TOKENGATE_MAX_AUTH_FAILURE_KEYS",
+    type=click.IntRange(16),
+    default=Limits().max_keys,
+    show_default=True,
+    help="Failure counters kept (the throttle's memory bound); past it, counters under their"
+    " limit are merged per network, lock-outs are kept.",
+)
+@click.option(
     "--admin-console/--no-admin-console",
     envvar="TOKENGATE_SERVE_ADMIN_CONSOLE",
     default=False,
@@ -107,6 +116,7 @@ def serve(
     log_format: str,
     access_log: bool,
     max_auth_failures: tuple[int, int],
+    max_auth_failure_keys: int,
     admin_console: bool,
     serving: ServingOptions,
     max_event_streams: int,
@@ -126,7 +136,7 @@ def serve(
     sockets = _listen(host, port, workers) if workers > 1 else []
     bound = int(sockets[0].getsockname()[1]) if sockets else port
     per_client, per_address = max_auth_failures
-    throttle = Limits(per_client_and_address=per_client, per_address=per_address)
+    throttle = Limits(per_client, per_address, max_keys=max_auth_failure_keys)
     settings = Settings(
         issuer=_issuer(issuer, serving.scheme, host, bound),
         access_log=access_log,

@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 from tokengate.core import client_assertion
 from tokengate.core.challenge import basic_challenge
 from tokengate.core.credentials import verify_secret
+from tokengate.core.decoys import DECOY_CLIENT
 from tokengate.core.errors import InvalidClient, InvalidRequest
 from tokengate.core.models import Client
 
@@ -132,10 +133,12 @@ def authenticate_at(
 ) -> Authenticated:
     """Like `authenticate`, also accepting the previous secret while its grace lasts at `now`
     (None: never)."""
-    previous = client.previous_secret_at(now) if client is not None and now is not None else None
-    current_ok = verify_secret(creds.client_secret, client.secret_hash if client else None)
+    # An unknown client is checked as the decoy: the same steps, and time, as a wrong secret.
+    checked = client if client is not None else DECOY_CLIENT
+    previous = checked.previous_secret_at(now) if now is not None else None
+    current_ok = verify_secret(creds.client_secret, checked.secret_hash)
     previous_ok = verify_secret(creds.client_secret, previous)
-    if client is None or client.disabled or not (current_ok or previous_ok):
+    if client is None or checked.disabled or not (current_ok or previous_ok):
         raise invalid_client(realm)
     if client.auth_method == client_assertion.METHOD:  # its secret was never shown to anyone
         raise invalid_client(realm)

@@ -15,10 +15,11 @@ from tokengate.asgi.body import BodyReader
 from tokengate.asgi.types import Receive
 from tokengate.core import client_assertion, client_auth, introspection, revocation, token_endpoint
 from tokengate.core.credentials import hash_value
+from tokengate.core.decoys import DECOY_TOKEN
 from tokengate.core.errors import InvalidClient, TooManyRequests
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
-from tokengate.core.models import Client
+from tokengate.core.models import AccessToken, Client
 from tokengate.core.responses import Response, json_response
 from tokengate.core.wire import EVENTS_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
 from tokengate.server.audit_log import SecurityEvents
@@ -184,31 +185,32 @@ class Endpoints:
         token = introspection.presented_token(form)
         token_hash = hash_value(token)
         metrics = self.metrics
-        now = self.clock()
-        # A hit needs no format check: only well-formed tokens read from storage are cached.
-        cached = self.token_cache.get(token_hash)
+        # A hit needs no format check: only lookups of well-formed tokens are cached.
+        cached = self.token_cache.get(token_hash, caller.client_id)
         if cached is not None:
             metrics.cache_hits.value += 1
-            record, response = cached
-            if record.is_active(now) and introspection.visible_to(record, caller):
-                metrics.introspected_active.value += 1
-                return response
+            record, response = cached[0], cached[1]
+        elif introspection.worth_looking_up(token):
+            metrics.cache_misses.value += 1
+            record, response = await self._look_up(token_hash, caller.client_id)
+        else:
             metrics.introspected_inactive.value += 1
             return _INACTIVE
-        if not introspection.worth_looking_up(token):
-            metrics.introspected_inactive.value += 1
-            return _INACTIVE
-        metrics.cache_misses.value += 1
+        # Another audience's live token and an unknown one (the decoy) take the same steps here.
+        if introspection.shown(record, caller, self.clock()):
+            metrics.introspected_active.value += 1
+            return response
+        metrics.introspected_inactive.value += 1
+        return _INACTIVE
+
+    async def _look_up(self, token_hash: str, caller_id: str) -> tuple[AccessToken, Response]:
+        """Read a token from storage (the decoy when unknown), render and cache its answer."""
         stored = await self.store.get_token(token_hash)
-        claims = introspection.introspection_body(stored, caller, now, self.settings.issuer)
-        if claims is introspection.INACTIVE:
-            metrics.introspected_inactive.value += 1
-            return _INACTIVE
-        metrics.introspected_active.value += 1
+        record = DECOY_TOKEN if stored is None else stored
+        claims = introspection.claims(record, self.settings.issuer)
         response = json_response(200, claims, _INTROSPECTION_HEADERS)
-        if stored is not None:
-            self.token_cache.put(stored, response)
-        return response
+        self.token_cache.put(token_hash, record, response, caller_id)
+        return record, response
 
     async def introspecting_client(
         self, headers: dict[str, str], form: dict[str, list[str]]

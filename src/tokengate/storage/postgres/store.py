@@ -38,6 +38,8 @@ from tokengate.storage.postgres import sql as q
 from tokengate.storage.postgres.listen import ChangeListener
 from tokengate.storage.postgres.migrate import migrate
 from tokengate.storage.rows import (
+    NO_CLIENT,
+    NO_TOKEN,
     admin_token_from_row,
     admin_token_row,
     audit_from_row,
@@ -46,6 +48,8 @@ from tokengate.storage.rows import (
     client_row,
     client_update_params,
     event_from_row,
+    found_client,
+    found_token,
     token_from_row,
     token_row,
 )
@@ -144,7 +148,7 @@ class PostgresStore:
 
     async def get_client(self, client_id: str) -> Client | None:
         row = await self._one(q.CLIENTS_GET, (client_id,))
-        return client_from_row(row) if row is not None else None
+        return found_client(NO_CLIENT if row is None else (1, *row))
 
     async def list_clients(self) -> list[Client]:
         return [client_from_row(row) for row in await self._all(q.CLIENTS_LIST)]
@@ -290,7 +294,7 @@ class PostgresStore:
         async with self._connection() as conn:
             rows = await (await conn.execute(sql, (param,))).fetchall()
         found = {row[0]: token_from_row(row) for row in rows}
-        return [found.get(h) for h in hashes]
+        return [found[h] if h in found else found_token(NO_TOKEN) for h in hashes]
 
     async def revoke_token(
         self, token_hash: str, at: int, *, audit: AuditEntry | None = None

@@ -14,7 +14,7 @@ from typing import Any
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, EventKind
 from tokengate.storage.base import StaleClient
-from tokengate.storage.rows import audit_row
+from tokengate.storage.rows import DECOY_CLIENT_ROW, DECOY_TOKEN_ROW, audit_row
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
     ASSERTIONS,
@@ -29,9 +29,36 @@ from tokengate.storage.schema import (
 
 PURGE_CHUNK = 5000  # rows per purge transaction, so a big purge never holds the lock long
 
-CLIENTS_GET = select(CLIENTS) + " WHERE client_id = ?"
+
+def _literal(value: Any) -> str:
+    """An SQL literal of one of our own constants (never input)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def or_decoy(lookup: str, decoy: tuple[Any, ...], rowid_table: str | None = None) -> str:
+    """`lookup` of at most one row as `SELECT 1, ...`, else the `decoy` row as `SELECT 0, ...`:
+    exactly one row, found or not, at nearly the same cost (reading a row costs ~2 us more than
+    finding none; see `tokengate.core.decoys`). In a rowid table a hit seeks twice (key index,
+    then the row): the decoy seeks a row of `rowid_table` at random too. UNION ALL runs its
+    parts in order: a hit stops at LIMIT 1 (were the order ever reversed, a hit would read as a
+    miss: fail closed)."""
+    found = lookup.replace("SELECT ", "SELECT 1, ", 1)
+    where = ""
+    if rowid_table is not None:  # ifnull(...) >= 0 is always true: only the seek matters
+        where = (
+            f" WHERE ifnull((SELECT rowid FROM {rowid_table} WHERE rowid >= abs(random()) %"  # noqa: S608 (identifiers)
+            f" ifnull((SELECT max(rowid) FROM {rowid_table}), 1) LIMIT 1), 0) >= 0"
+        )
+    return f"{found} UNION ALL SELECT 0, {', '.join(map(_literal, decoy))}{where} LIMIT 1"
+
+
+CLIENTS_GET = or_decoy(select(CLIENTS) + " WHERE client_id = ?", DECOY_CLIENT_ROW)
 CLIENTS_LIST = select(CLIENTS) + " ORDER BY created_at, client_id"
-TOKENS_GET = select(TOKENS) + " WHERE token_hash = ?"
+TOKENS_GET = or_decoy(select(TOKENS) + " WHERE token_hash = ?", DECOY_TOKEN_ROW, TOKENS.name)
 EVENTS_AFTER = select(EVENTS) + " WHERE position > ? ORDER BY position LIMIT ?"
 LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = ?"

@@ -46,7 +46,8 @@ from tokengate.storage.rows import (
     client_row,
     client_update_params,
     event_from_row,
-    token_from_row,
+    found_client,
+    found_token,
     token_row,
 )
 from tokengate.storage.sqlite import ops
@@ -141,15 +142,13 @@ class SQLiteStore:
             raise StorageUnavailable(f"SQLite: {exc}") from exc
 
     async def get_client(self, client_id: str) -> Client | None:
-        rows = self._rows(ops.CLIENTS_GET, (client_id,))
-        return client_from_row(rows[0]) if rows else None
+        return found_client(self._rows(ops.CLIENTS_GET, (client_id,))[0])
 
     async def list_clients(self) -> list[Client]:
         return [client_from_row(row) for row in self._rows(ops.CLIENTS_LIST)]
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
-        rows = self._rows(ops.TOKENS_GET, (token_hash,))
-        return token_from_row(rows[0]) if rows else None
+        return found_token(self._rows(ops.TOKENS_GET, (token_hash,))[0])
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
         return [event_from_row(row) for row in self._rows(ops.EVENTS_AFTER, (position, limit))]
