@@ -16,10 +16,13 @@ from tokengate.server import AuthorizationServer, Settings, create_app
 from tokengate.server.console import ConsoleRefused
 from tokengate.server.throttle import Limits
 from tokengate.serving import uvicorn_config
+from tokengate.storage.sqlite import SQLiteSettings
+from tokengate.storage.sqlite.settings import MIB
 
 PREFIX = "TOKENGATE_SERVE"
 
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
+_SQLITE = SQLiteSettings()
 
 
 @click.command()
@@ -68,6 +71,24 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     show_default=True,
     help="Serve the browser admin console under /admin (needs an https or loopback issuer).",
 )
+@click.option(
+    "--sqlite-wal-limit",
+    envvar="TOKENGATE_SQLITE_WAL_LIMIT",
+    type=click.IntRange(0),
+    default=_SQLITE.wal_limit // MIB,
+    show_default=True,
+    metavar="MIB",
+    help="SQLite: the -wal file stays below this; past half of it writes pause for a TRUNCATE"
+    " checkpoint. 0: unbounded (for comparison only).",
+)
+@click.option(
+    "--sqlite-exclusive/--no-sqlite-exclusive",
+    envvar="TOKENGATE_SQLITE_EXCLUSIVE",
+    default=_SQLITE.exclusive,
+    show_default=True,
+    help="SQLite: lock the file for this one process and keep the WAL index in memory (no"
+    " shared, memory-mapped -shm); other processes, the CLI included, cannot open it meanwhile.",
+)
 @serving_options(PREFIX)
 @click.option(
     "--max-event-streams",
@@ -96,6 +117,8 @@ def serve(
     access_log: bool,
     max_auth_failures: tuple[int, int],
     admin_console: bool,
+    sqlite_wal_limit: int,
+    sqlite_exclusive: bool,
     serving: ServingOptions,
     max_event_streams: int,
     event_heartbeat: float,
@@ -103,7 +126,11 @@ def serve(
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     limits, tls = serving.limits(), serving.tls()
     configure_logging(log_level, log_format)
-    store = store_for(database)
+    try:
+        sqlite = SQLiteSettings(wal_limit=sqlite_wal_limit * MIB, exclusive=sqlite_exclusive)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sqlite-wal-limit") from None
+    store = store_for(database, sqlite=sqlite)
     per_client, per_address = max_auth_failures
     settings = Settings(
         issuer=_issuer(issuer, serving.scheme, host, port),
