@@ -18,7 +18,6 @@ import sqlite3
 import statistics
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +98,9 @@ def one_run(name: str, extra: list[str], args: argparse.Namespace) -> Run:
         result = parse_wrk(out)
         final = sampler.size()  # before the clean stop checkpoints and deletes the WAL
     if result.errors:
-        raise SystemExit(f"{name}: wrk saw errors: {result.non_2xx} non-2xx, {result.socket_errors}")
+        raise SystemExit(
+            f"{name}: wrk saw errors: {result.non_2xx} non-2xx, {result.socket_errors}"
+        )
     with contextlib.closing(sqlite3.connect(path)) as conn:
         stored = int(conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0])
     return Run(result.rps, sampler.largest, final, result.requests, stored)

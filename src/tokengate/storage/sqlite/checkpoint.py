@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 CHECKPOINT_INTERVAL = 1.0  # seconds between background PASSIVE checkpoints
 TRUNCATE_WAIT = 1.0  # seconds a TRUNCATE waits for other processes' readers and writers
-RETRY_AFTER_STUCK = 5.0  # seconds before writes pause again for a checkpoint that was stuck
+# Seconds before writes pause again for a TRUNCATE that was stuck, doubling while it stays so.
+RETRY_AFTER_STUCK = (2.0, 30.0)
 
 log = logging.getLogger("tokengate.storage")
 
@@ -48,12 +49,13 @@ class WalBound:
         self._clock = clock
         self._writing = asyncio.Lock()
         self._stuck_until = 0.0
+        self._backoff = RETRY_AFTER_STUCK[0]
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:
         """Held around each group transaction; first brings an oversized WAL back to zero."""
         async with self._writing:
-            if self._over() and self._clock() >= self._stuck_until:
+            if self._due():
                 await self._truncate()
             yield
 
@@ -65,7 +67,7 @@ class WalBound:
                 await self._in_thread(_passive)
             except sqlite3.Error:  # busy or I/O trouble: try again next interval
                 continue
-            if self._over():
+            if self._due():
                 async with self._writing:
                     await self._truncate()
 
@@ -80,8 +82,11 @@ class WalBound:
         except FileNotFoundError:
             return 0
 
-    def _over(self) -> bool:
-        return self._trigger > 0 and self.size() >= self._trigger
+    def _due(self) -> bool:
+        """Past the trigger, and no TRUNCATE found stuck within RETRY_AFTER_STUCK."""
+        if self._trigger == 0 or self._clock() < self._stuck_until:
+            return False
+        return self.size() >= self._trigger
 
     async def _truncate(self) -> None:
         try:
@@ -90,11 +95,15 @@ class WalBound:
             busy, reason = True, str(exc)
         else:
             reason = "another process holds a read transaction or the write lock"
-        if busy:
-            self._stuck_until = self._clock() + RETRY_AFTER_STUCK
+        if not busy:
+            self._backoff = RETRY_AFTER_STUCK[0]
+        else:
+            self._stuck_until = self._clock() + self._backoff
+            self._backoff = min(self._backoff * 2, RETRY_AFTER_STUCK[1])
             log.warning(
                 "SQLite WAL %s is %d bytes, past its bound's trigger (%d), and could not be"
-                " checkpointed: %s", self._wal, self.size(), self._trigger, reason,
+                " checkpointed (next try in %g s): %s",
+                self._wal, self.size(), self._trigger, self._stuck_until - self._clock(), reason,
             )  # fmt: skip
 
     async def _in_thread(self, call: Callable[[sqlite3.Connection], object]) -> object:

@@ -49,9 +49,9 @@ def open_writer(
         # handler (the caller retries asynchronously) and never checkpoint inline.
         conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        # Should the WAL ever restart without TRUNCATE (another process's checkpoint), SQLite
-        # cuts the file back to the bound then.
-        conn.execute(f"PRAGMA journal_size_limit = {wal_limit or -1}")
+        # Whenever the WAL restarts without a TRUNCATE (a PASSIVE one caught up while writes
+        # were idle, another process checkpointed), SQLite cuts the file back to the trigger.
+        conn.execute(f"PRAGMA journal_size_limit = {wal_limit // 2 or -1}")
     except BaseException:
         conn.close()
         raise

@@ -108,16 +108,15 @@ class SQLiteStore:
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokengate-sqlite")
         loop = asyncio.get_running_loop()
         path, timeout, exclusive = self._path, self._busy_timeout, self.settings.exclusive
+        makers = (
+            functools.partial(open_writer, exclusive=exclusive, wal_limit=self.settings.wal_limit),
+            functools.partial(open_reader, exclusive=exclusive),
+            functools.partial(connect, exclusive=exclusive),  # the checkpointer's
+        )
         opened: list[sqlite3.Connection] = []
         try:
-            for make in (
-                functools.partial(
-                    open_writer, exclusive=exclusive, wal_limit=self.settings.wal_limit
-                ),
-                functools.partial(open_reader, exclusive=exclusive),
-                functools.partial(connect, exclusive=exclusive),
-            ):
-                opened.append(await loop.run_in_executor(thread, make, path, timeout))
+            for make in makers:  # one by one: on failure, `opened` holds what to close
+                opened.append(await loop.run_in_executor(thread, make, path, timeout))  # noqa: PERF401
         except BaseException:
             for conn in opened:
                 conn.close()
