@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 from dataclasses import fields
 from types import FrameType
 from typing import Any
@@ -154,6 +155,9 @@ def serve(
         lifespan="on",
         proxy_headers=False,  # direct exposure by default; put a proxy-aware LB config in front
     )
+    # A fatal signal is logged with the Python stack instead of killing silently: SIGBUS is
+    # what a shared-mode SQLite `-shm` truncated or frozen under this process raises.
+    faulthandler.enable()
     _Server(config, app).run()
 
 
