@@ -15,6 +15,7 @@ from tokengate.cli.serving import ServingOptions, serving_options
 from tokengate.logs import configure_logging
 from tokengate.server import AuthorizationServer, Settings, create_app
 from tokengate.server.console import ConsoleRefused
+from tokengate.server.issuance_rate import TokenRate
 from tokengate.server.throttle import Limits
 from tokengate.serving import uvicorn_config
 from tokengate.storage.sqlite import SQLiteSettings
@@ -64,6 +65,14 @@ _SQLITE = SQLiteSettings()
     show_default=True,
     help="Failed client authentications allowed per minute per (client id, address) and per"
     " address before 429.",
+)
+@click.option(
+    "--max-token-rate",
+    envvar="TOKENGATE_MAX_TOKEN_RATE",
+    metavar="PER_SECOND[:BURST]",
+    default=None,
+    help="Tokens each client may be issued per second in this process (BURST at once; default"
+    " one second's worth); past it 429 temporarily_unavailable + Retry-After. Default: no limit.",
 )
 @click.option(
     "--admin-console/--no-admin-console",
@@ -117,6 +126,7 @@ def serve(
     log_format: str,
     access_log: bool,
     max_auth_failures: tuple[int, int],
+    max_token_rate: str | None,
     admin_console: bool,
     sqlite_wal_limit: int,
     sqlite_exclusive: bool,
@@ -139,6 +149,7 @@ def serve(
         max_event_streams=max_event_streams,
         event_heartbeat=event_heartbeat,
         throttle=Limits(per_client_and_address=per_client, per_address=per_address),
+        max_token_rate=_token_rate(max_token_rate),
         admin_console=admin_console,
     )
     try:
@@ -159,6 +170,15 @@ def serve(
     # what a shared-mode SQLite `-shm` truncated or frozen under this process raises.
     faulthandler.enable()
     _Server(config, app).run()
+
+
+def _token_rate(text: str | None) -> TokenRate | None:
+    if text is None:
+        return None
+    try:
+        return TokenRate.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-token-rate") from None
 
 
 def _issuer(given: str | None, scheme: str, host: str, port: int) -> str:
