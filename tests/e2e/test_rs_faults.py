@@ -40,7 +40,7 @@ TIMEOUT = 1.0  # --introspection-timeout
 THRESHOLD = 3  # --circuit-threshold
 COOLDOWN = 2.0  # --circuit-cooldown
 MARGIN = 0.75  # the machine is shared and noisy; still well under "hangs"
-FAST = 0.25  # an open circuit answers without calling anyone
+FAST = 0.6 * TIMEOUT  # an open circuit answers at once (and the proxy sees no byte of it)
 PASS, DELAY, BLACKHOLE, STALL = "pass", "delay", "blackhole", "stall"
 CLOSED, OPEN = 0, 1  # the circuit_state gauge
 
@@ -53,6 +53,7 @@ class FaultyProxy:
         self.delay = delay
         self.mode = PASS
         self.port = 0
+        self.received = 0  # request bytes from the resource server, forwarded or not
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -107,6 +108,7 @@ class FaultyProxy:
     async def _requests(self, reader: asyncio.StreamReader, to: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             while data := await reader.read(65536):
+                self.received += len(data)
                 if self.mode != BLACKHOLE:
                     to.write(data)
 
@@ -236,11 +238,13 @@ def test_slow_or_silent_authorization_server(setup: Setup, tmp_path: Path, mode:
         assert stats(rs)["circuit_opened"] == 1
         assert stats(rs)["circuit_state"] == OPEN
 
+        before = proxy.received
         response, elapsed = timed(rs, uncached[THRESHOLD])
         assert_unavailable(response, elapsed, FAST)
         assert int(response.headers["retry-after"]) <= COOLDOWN
         cached_response, elapsed = timed(rs, cached)
         assert (cached_response.status_code, elapsed < FAST) == (200, True)
+        assert proxy.received == before  # the open circuit called no one
 
         proxy.mode = PASS
         time.sleep(COOLDOWN)

@@ -39,8 +39,8 @@ TOKEN = "tgat_alice"
 FAR = 4_000_000_000
 
 
-def misbehaving(case: str, late: bool) -> Script:
-    """Answer B's `/public/b` properly and A's request with `case`'s extra bytes."""
+def misbehaving(case: str, late: bool, sent: asyncio.Event) -> Script:
+    """Answer B's `/public/b` properly, A's request with `case`'s extra bytes, then set `sent`."""
     _, framed, extra = MISBEHAVIOUR[case]
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -54,8 +54,16 @@ def misbehaving(case: str, late: bool) -> Script:
                 await writer.drain()
                 await asyncio.sleep(0.05)
             writer.write(extra)
+            await writer.drain()
+            sent.set()
 
     return script
+
+
+async def extra_bytes_arrived(sent: asyncio.Event) -> None:
+    """Wait until the upstream wrote A's extra bytes, then let the gateway's loop read them."""
+    await asyncio.wait_for(sent.wait(), 5)
+    await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
@@ -93,14 +101,14 @@ async def test_bytes_beyond_the_framing_never_reach_the_next_client(
     mode: str, case: str, late: bool
 ) -> None:
     """Client B, unauthenticated, gets its own answer after A's exchange went out of frame."""
-    method = MISBEHAVIOUR[case][0]
+    method, sent = MISBEHAVIOUR[case][0], asyncio.Event()
     async with (
-        raw_upstream(misbehaving(case, late)) as server,
+        raw_upstream(misbehaving(case, late, sent)) as server,
         through_gateway(server, mode) as http,
     ):
         first = await http.request(method, "/auth-api/a", headers={"X-Access-Token": TOKEN})
         assert first.status_code in (200, 502)  # A's own answer, or the gateway's 502
-        await asyncio.sleep(0.15)  # any late bytes have arrived
+        await extra_bytes_arrived(sent)
         for _ in range(3):
             second = await http.get("/public/b")
             assert (second.status_code, second.content) == (200, b"B's own")
@@ -110,14 +118,14 @@ async def test_bytes_beyond_the_framing_never_reach_the_next_client(
 @pytest.mark.parametrize("case", list(MISBEHAVIOUR))
 async def test_a_connection_that_received_bytes_while_idle_is_not_reused(case: str) -> None:
     """aiohttp queues a late extra response for the next request; the pool closes it instead."""
-    method = MISBEHAVIOUR[case][0]
-    async with raw_upstream(misbehaving(case, late=True)) as server:
+    method, sent = MISBEHAVIOUR[case][0], asyncio.Event()
+    async with raw_upstream(misbehaving(case, late=True, sent=sent)) as server:
         pool = PooledUpstream(server.url, UpstreamTimeouts(), UpstreamPool(max_connections=1))
         host = [(b"host", b"upstream.test")]
         first = await pool.send(UpstreamRequest(method, b"/auth-api/a", host))
         assert [chunk async for chunk in first.chunks()] in ([], [b"alice"])
         await first.aclose()
-        await asyncio.sleep(0.15)
+        await extra_bytes_arrived(sent)
         second = await pool.send(UpstreamRequest("GET", b"/public/b", host))
         body = b"".join([chunk async for chunk in second.chunks()])
         await second.aclose()

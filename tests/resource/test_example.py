@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
 from tests.support.asgi import lifespan
@@ -131,14 +132,22 @@ async def test_starts_while_the_authorization_server_is_down(
 def _invoke(monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str]) -> Any:
     captured: dict[str, Any] = {}
 
-    def fake_run(app: Any, **options: Any) -> None:
-        captured["app"], captured["options"] = app, options
+    def fake_run(server: uvicorn.Server, sockets: Any = None) -> None:
+        config = server.config
+        captured["app"] = config.app
+        captured["options"] = {
+            "host": config.host,
+            "port": config.port,
+            "log_level": config.log_level,
+            "access_log": config.access_log,
+            "log_config": config.log_config,
+        }
 
     def validator(settings: ValidatorSettings, **options: Any) -> Any:
         captured["settings"] = settings
         return create_validator(settings, **options)
 
-    monkeypatch.setattr("tokengate.cli.example_rs.uvicorn.run", fake_run)
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
     monkeypatch.setattr("tokengate.cli.validation.create_validator", validator)
     result = CliRunner().invoke(example_rs.example_resource_server, args, env=env)
     return result, captured

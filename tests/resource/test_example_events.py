@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
 from tests.support.asgi import lifespan
@@ -75,7 +76,7 @@ async def test_lifespan_runs_the_subscriber_and_status_shows_it() -> None:
 def _app_from_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
     captured: dict[str, Any] = {}
     monkeypatch.setattr(
-        "tokengate.cli.example_rs.uvicorn.run", lambda app, **_: captured.update(app=app)
+        uvicorn.Server, "run", lambda server, sockets=None: captured.update(app=server.config.app)
     )
     env = {
         "TOKENGATE_RS_INTROSPECTION_URL": "http://127.0.0.1:9/oauth2/introspect",

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_metadata(harness: Harness) -> None:
-    """RFC 8414 §2: issuer, endpoints, grant types, scopes and auth methods."""
+    """RFC 8414 §2: issuer, endpoints, grant types, scopes, auth methods and their algorithms."""
     await harness.register("read write")
     await harness.register("admin")
     body = (await harness.http.get("/.well-known/oauth-authorization-server")).json()
@@ -32,7 +32,10 @@ async def test_metadata(harness: Harness) -> None:
         assert body[f"{endpoint}_endpoint_auth_methods_supported"] == [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         ]
+        algs = body[f"{endpoint}_endpoint_auth_signing_alg_values_supported"]
+        assert algs == ["RS256", "PS256", "ES256", "EdDSA"]
 
 
 async def test_health_and_head(harness: Harness) -> None:

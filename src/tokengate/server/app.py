@@ -250,6 +250,7 @@ class AuthorizationServer:
     async def shutdown(self) -> None:
         """Stop background work and close the store."""
         self.endpoints.body.close()
+        await self.endpoints.jwks.close()
         await self.hub.stop()
         if self._purger is not None:
             self._purger.cancel()
@@ -262,6 +263,7 @@ class AuthorizationServer:
             await asyncio.sleep(self.settings.purge_interval)
             try:
                 purged = await self.store.purge_expired(int(self._clock()))
+                await self.store.purge_assertions(int(self._clock()))
             except Exception:  # a failed purge is retried next interval
                 log.warning("purge of expired tokens failed", exc_info=True)
                 continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tokengate.storage.schema import ADMIN_TOKENS, AUDIT, CLIENTS, Dialect
+from tokengate.storage.schema import ADMIN_TOKENS, ASSERTIONS, AUDIT, CLIENTS, Dialect
 
 FIRST_VERSION = 1  # the schema of the first release, created before migrations existed
 
@@ -41,9 +41,20 @@ def _v2(d: Dialect) -> list[str]:
     )
 
 
+def _v3_private_key_jwt(d: Dialect) -> list[str]:
+    # Self-contained: names its own columns and table, so it can be renumbered at a merge.
+    added = [d.add_column(CLIENTS, name) for name in ("jwks", "jwks_uri")]
+    return added + d.create_statements((ASSERTIONS,))
+
+
 # Versions after the first, in order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "rotation with grace, RFC 7591/7592 registration, admin tokens, audit log", _v2),
+    Migration(
+        3,
+        "private_key_jwt: client JWKS columns and the assertion replay table",
+        _v3_private_key_jwt,
+    ),
 )
 
 

@@ -222,6 +222,18 @@ class PostgresStore:
         row = await self._one(q.ADMIN_TOKENS_GET, (token_hash,))
         return admin_token_from_row(row) if row is not None else None
 
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        return [admin_token_from_row(row) for row in await self._all(q.ADMIN_TOKENS_LIST, ())]
+
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            if (await conn.execute(q.ADMIN_TOKENS_REVOKE, (at, token_id))).rowcount == 0:
+                return False
+            await _audit(conn, audit)
+            return True
+
     async def append_audit(self, entry: AuditEntry) -> None:
         async with self._connection() as conn:
             await _audit(conn, entry)
@@ -300,6 +312,23 @@ class PostgresStore:
         total = 0
         async with self._connection() as conn:
             while (n := (await conn.execute(q.TOKENS_PURGE, (before, PURGE_CHUNK))).rowcount) > 0:
+                total += n
+        return total
+
+    # -- client assertions (RFC 7523 §3) --------------------------------------------------------
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        # One autocommitted statement: of two replicas racing with one jti, the primary key
+        # lets exactly one insert.
+        async with self._connection() as conn:
+            return (await conn.execute(q.ASSERTION_USE, (key_hash, expires_at))).rowcount == 1
+
+    async def purge_assertions(self, before: int) -> int:
+        total = 0
+        async with self._connection() as conn:
+            while (
+                n := (await conn.execute(q.ASSERTIONS_PURGE, (before, PURGE_CHUNK))).rowcount
+            ) > 0:
                 total += n
         return total
 

@@ -17,6 +17,7 @@ from tokengate.storage.base import StaleClient
 from tokengate.storage.rows import audit_row
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
+    ASSERTIONS,
     AUDIT,
     CLIENTS,
     EVENTS,
@@ -34,6 +35,10 @@ TOKENS_GET = select(TOKENS) + " WHERE token_hash = ?"
 EVENTS_AFTER = select(EVENTS) + " WHERE position > ? ORDER BY position LIMIT ?"
 LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = ?"
+ADMIN_TOKENS_LIST = select(ADMIN_TOKENS) + " ORDER BY created_at, token_id"
+_ADMIN_TOKENS_REVOKE = (
+    "UPDATE admin_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL"
+)
 AUDIT_AFTER = (
     select(AUDIT) + " WHERE position > ? AND occurred_at >= ? AND (? IS NULL OR client_id = ?)"
     " ORDER BY position LIMIT ?"
@@ -61,6 +66,11 @@ _SECRET_SET = (
     " secret_hash = ?, secret_rotated_at = ? WHERE client_id = ?"
 )
 _EVENTS_INSERT = SQLITE.insert(EVENTS)
+_ASSERTION_USE = SQLITE.insert(ASSERTIONS) + " ON CONFLICT DO NOTHING"
+_ASSERTIONS_PURGE = (
+    "DELETE FROM assertions WHERE key_hash IN"
+    " (SELECT key_hash FROM assertions WHERE expires_at <= ? LIMIT ?)"
+)
 _TOKENS_PURGE = (
     "DELETE FROM tokens WHERE token_hash IN"
     " (SELECT token_hash FROM tokens WHERE expires_at <= ? LIMIT ?)"
@@ -93,6 +103,16 @@ def insert_admin_token(
     """Insert an admin token row; `ValueError` if the hash exists."""
     _insert(_ADMIN_TOKENS_INSERT, row, f"admin token {token_id}", conn)
     append_audit(audit, conn)
+
+
+def revoke_admin_token(
+    token_id: str, at: int, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> bool:
+    """Mark an admin token revoked; False if there is no usable-or-expired one by that id."""
+    if conn.execute(_ADMIN_TOKENS_REVOKE, (at, token_id)).rowcount == 0:
+        return False
+    append_audit(audit, conn)
+    return True
 
 
 def append_audit(audit: AuditEntry | None, conn: sqlite3.Connection) -> None:
@@ -178,6 +198,16 @@ def revoke_token(
 def purge_chunk(before: int, conn: sqlite3.Connection) -> int:
     """Delete up to PURGE_CHUNK expired tokens; returns how many."""
     return conn.execute(_TOKENS_PURGE, (before, PURGE_CHUNK)).rowcount
+
+
+def use_assertion(key_hash: str, expires_at: int, conn: sqlite3.Connection) -> bool:
+    """Record an assertion's replay key; False if it was already recorded."""
+    return bool(conn.execute(_ASSERTION_USE, (key_hash, expires_at)).rowcount)
+
+
+def purge_assertions_chunk(before: int, conn: sqlite3.Connection) -> int:
+    """Delete up to PURGE_CHUNK expired assertion keys; returns how many."""
+    return conn.execute(_ASSERTIONS_PURGE, (before, PURGE_CHUNK)).rowcount
 
 
 def _insert(sql: str, row: tuple[Any, ...], what: str, conn: sqlite3.Connection) -> None:

@@ -185,6 +185,9 @@ class SQLiteStore:
         rows = self._rows(ops.ADMIN_TOKENS_GET, (token_hash,))
         return admin_token_from_row(rows[0]) if rows else None
 
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        return [admin_token_from_row(row) for row in self._rows(ops.ADMIN_TOKENS_LIST)]
+
     async def audit_after(
         self,
         position: int = 0,
@@ -241,6 +244,11 @@ class SQLiteStore:
         row = admin_token_row(token)
         await self._write(functools.partial(ops.insert_admin_token, row, token.token_id, audit))
 
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._write(functools.partial(ops.revoke_admin_token, token_id, at, audit))
+
     async def append_audit(self, entry: AuditEntry) -> None:
         await self._write(functools.partial(ops.append_audit, entry))
 
@@ -260,6 +268,16 @@ class SQLiteStore:
     async def purge_expired(self, before: int) -> int:
         total = 0
         while (n := await self._write(functools.partial(ops.purge_chunk, before))) > 0:
+            total += n
+        return total
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        return await self._write(functools.partial(ops.use_assertion, key_hash, expires_at))
+
+    async def purge_assertions(self, before: int) -> int:
+        total = 0
+        op = functools.partial(ops.purge_assertions_chunk, before)
+        while (n := await self._write(op)) > 0:
             total += n
         return total
 
