@@ -27,7 +27,8 @@ def unusable(path: str, *, exclusive: bool) -> str | None:
     """Why this process cannot read and write the database's files, naming one; None if it can."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.access(directory, os.W_OK | os.X_OK):
-        return f"directory {directory} is missing or not writable by this process (uid {os.geteuid()})"
+        uid = os.geteuid()
+        return f"directory {directory} is missing or not writable by this process (uid {uid})"
     for name in database_files(path, exclusive=exclusive):
         try:
             mode = os.stat(name).st_mode
