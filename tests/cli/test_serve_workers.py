@@ -66,6 +66,16 @@ def test_the_console_is_refused_with_several_workers(tmp_path: Path) -> None:
     assert "--workers 1" in result.output
 
 
+def test_an_exclusive_sqlite_file_is_refused_with_several_workers(tmp_path: Path) -> None:
+    """`--sqlite-exclusive` locks the file to one process: with `--workers 2` it exits 2."""
+    database = f"sqlite:///{tmp_path / 'db'}"
+    args = ["--sqlite-exclusive", "--workers", "2", "--database", database]
+    result = CliRunner().invoke(serve, args)
+    assert result.exit_code == 2
+    assert "--sqlite-exclusive" in result.output
+    assert not (tmp_path / "db").exists()
+
+
 def test_worker_count_rejects_bool() -> None:
     """A boolean is not a count (True is an int in Python)."""
     with pytest.raises(click.BadParameter):

@@ -16,13 +16,17 @@ from tokengate.cli.serving import ServingOptions, WorkerCount, serving_options
 from tokengate.logs import configure_logging
 from tokengate.server import Settings
 from tokengate.server.console import ConsoleRefused
+from tokengate.server.issuance_rate import TokenRate
 from tokengate.server.throttle import Limits
 from tokengate.serving.workers import Supervisor, listen_sockets
+from tokengate.storage.sqlite import SQLiteSettings
+from tokengate.storage.sqlite.settings import MIB
 
 PREFIX = "TOKENGATE_SERVE"
 
 log = logging.getLogger("tokengate.serve")
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
+_SQLITE = SQLiteSettings()
 
 
 @click.command()
@@ -74,11 +78,37 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     " limit are merged per network, lock-outs are kept.",
 )
 @click.option(
+    "--max-token-rate",
+    envvar="TOKENGATE_MAX_TOKEN_RATE",
+    metavar="PER_SECOND[:BURST]",
+    default=None,
+    help="Tokens each client may be issued per second in this process (BURST at once; default"
+    " one second's worth); past it 429 temporarily_unavailable + Retry-After. Default: no limit.",
+)
+@click.option(
     "--admin-console/--no-admin-console",
     envvar="TOKENGATE_SERVE_ADMIN_CONSOLE",
     default=False,
     show_default=True,
     help="Serve the browser admin console under /admin (needs an https or loopback issuer).",
+)
+@click.option(
+    "--sqlite-wal-limit",
+    envvar="TOKENGATE_SQLITE_WAL_LIMIT",
+    type=click.IntRange(0),
+    default=_SQLITE.wal_limit // MIB,
+    show_default=True,
+    metavar="MIB",
+    help="SQLite: the -wal file stays below this; past half of it writes pause for a TRUNCATE"
+    " checkpoint. 0: unbounded (for comparison only).",
+)
+@click.option(
+    "--sqlite-exclusive/--no-sqlite-exclusive",
+    envvar="TOKENGATE_SQLITE_EXCLUSIVE",
+    default=_SQLITE.exclusive,
+    show_default=True,
+    help="SQLite: lock the file for this one process and keep the WAL index in memory (no"
+    " shared, memory-mapped -shm); other processes, the CLI included, cannot open it meanwhile.",
 )
 @serving_options(PREFIX)
 @click.option(
@@ -117,7 +147,10 @@ def serve(
     access_log: bool,
     max_auth_failures: tuple[int, int],
     max_auth_failure_keys: int,
+    max_token_rate: str | None,
     admin_console: bool,
+    sqlite_wal_limit: int,
+    sqlite_exclusive: bool,
     serving: ServingOptions,
     max_event_streams: int,
     event_heartbeat: float,
@@ -132,7 +165,17 @@ def serve(
         )
     _issuer(issuer, serving.scheme, host, port)  # refused before binding, too
     configure_logging(log_level, log_format)
-    store_for(database)  # a bad URL or a missing driver is refused here, not in every worker
+    try:
+        sqlite = SQLiteSettings(wal_limit=sqlite_wal_limit * MIB, exclusive=sqlite_exclusive)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sqlite-wal-limit") from None
+    if workers > 1 and sqlite_exclusive:
+        raise click.BadParameter(
+            "an exclusive SQLite file is for one process: serve it with --workers 1",
+            param_hint="--sqlite-exclusive",
+        )
+    # a bad URL or a missing driver is refused here, not in every worker
+    store_for(database, sqlite=sqlite)
     sockets = _listen(host, port, workers) if workers > 1 else []
     bound = int(sockets[0].getsockname()[1]) if sockets else port
     per_client, per_address = max_auth_failures
@@ -143,9 +186,10 @@ def serve(
         max_event_streams=max_event_streams,
         event_heartbeat=event_heartbeat,
         throttle=throttle.shared_by(workers),
+        max_token_rate=_token_rate(max_token_rate),
         admin_console=admin_console,
     )
-    plan = ServePlan(host, bound, database, settings, serving, log_level, log_format)
+    plan = ServePlan(host, bound, database, sqlite, settings, serving, log_level, log_format)
     if not sockets:
         _serve_here(plan)
         return
@@ -173,6 +217,15 @@ def _listen(host: str, port: int, count: int) -> list[socket.socket]:
         return listen_sockets(host, port, count)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _token_rate(text: str | None) -> TokenRate | None:
+    if text is None:
+        return None
+    try:
+        return TokenRate.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-token-rate") from None
 
 
 def _issuer(given: str | None, scheme: str, host: str, port: int) -> str:

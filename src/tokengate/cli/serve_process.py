@@ -4,6 +4,7 @@ body of each worker process (`run_worker`, started by `tokengate.serving.workers
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from tokengate.logs import configure_logging
 from tokengate.server import AuthorizationServer, Settings, create_app
 from tokengate.serving import uvicorn_config
 from tokengate.serving.workers import WorkerLink
+from tokengate.storage.sqlite import SQLiteSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class ServePlan:
     host: str
     port: int
     database: str
+    sqlite: SQLiteSettings
     settings: Settings
     serving: ServingOptions
     log_level: str
@@ -37,7 +40,10 @@ def build_server(
     plan: ServePlan, settings: Settings, on_ready: Callable[[], None] | None = None
 ) -> ServeServer:
     """The app on a uvicorn server configured from `plan` (may raise `ConsoleRefused`)."""
-    app = create_app(settings, store_for(plan.database))
+    # A fatal signal is logged with the Python stack instead of killing silently: SIGBUS is
+    # what a shared-mode SQLite `-shm` truncated or frozen under this process raises.
+    faulthandler.enable()
+    app = create_app(settings, store_for(plan.database, sqlite=plan.sqlite))
     config = uvicorn_config(
         app,
         host=plan.host,

@@ -24,6 +24,7 @@ from tokengate.core.responses import Response, json_response
 from tokengate.core.wire import EVENTS_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
 from tokengate.server.audit_log import SecurityEvents
 from tokengate.server.auth_cache import AuthCache
+from tokengate.server.issuance_rate import IssuanceLimiter
 from tokengate.server.jwks import JwksResolver
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.request_headers import PEER
@@ -65,6 +66,8 @@ class Endpoints:
         self.auth_cache = AuthCache()
         self.body = BodyReader(settings.max_body_bytes, settings.body_timeout)
         self.throttle = AuthThrottle(settings.throttle)
+        rate = settings.max_token_rate
+        self.issuance = None if rate is None else IssuanceLimiter(rate)
         self.token_cache = TokenCache(is_trusted=cache_trusted)
         self.security = SecurityEvents(store, clock, settings.throttle.window_seconds)
         self.jwks = jwks or JwksResolver()
@@ -163,6 +166,8 @@ class Endpoints:
         form = await self._form(receive, headers)
         auth = await self._authenticated(headers, form, TOKEN_PATH)
         client = auth.client
+        if self.issuance is not None:
+            self.issuance.take(client.client_id)
         issued = token_endpoint.issue(client, form, int(self.clock()))
         try:
             # Atomic with the insert: the client is still enabled and still has this secret
