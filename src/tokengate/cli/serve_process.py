@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import faulthandler
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -40,10 +41,10 @@ def build_server(
     plan: ServePlan, settings: Settings, on_ready: Callable[[], None] | None = None
 ) -> ServeServer:
     """The app on a uvicorn server configured from `plan` (may raise `ConsoleRefused`)."""
+    app = create_app(settings, store_for(plan.database, sqlite=plan.sqlite))
     # A fatal signal is logged with the Python stack instead of killing silently: SIGBUS is
     # what a shared-mode SQLite `-shm` truncated or frozen under this process raises.
-    faulthandler.enable()
-    app = create_app(settings, store_for(plan.database, sqlite=plan.sqlite))
+    faulthandler.enable(file=sys.__stderr__ or sys.stderr)
     config = uvicorn_config(
         app,
         host=plan.host,
