@@ -292,6 +292,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (from /proc/PID/task/TID/children)."""
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        with contextlib.suppress(FileNotFoundError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by `pid` and its live descendants (workers of a supervisor)."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += cpu_seconds(member)
+    return total
+
+
 # -- wrk ---------------------------------------------------------------------------------------
 
 

@@ -49,6 +49,9 @@ DESCRIPTION = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]+")
         pytest.param(e.MethodNotAllowed, "invalid_request", 405, id="method-not-allowed"),
         pytest.param(e.UnsupportedMediaType, "invalid_request", 415, id="unsupported-media-type"),
         pytest.param(e.TooManyRequests, "invalid_request", 429, id="rfc6585-4-too-many-requests"),
+        pytest.param(
+            e.IssuanceRateExceeded, "temporarily_unavailable", 429, id="issuance-rate-exceeded"
+        ),
     ],
 )
 def test_error_code_and_status(cls: type[e.OAuthError], error: str, status: int) -> None:

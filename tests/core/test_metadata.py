@@ -7,7 +7,8 @@ import pytest
 from tokengate.core.metadata import server_metadata
 from tokengate.core.wire import INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+SIGNING_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,8 @@ def test_endpoints_never_double_the_slash() -> None:
     ],
 )
 def test_member(member: str, value: list[str]) -> None:
-    """§2: `client_credentials` listed (the default is code/implicit), RFC 6749 §2.3.1 methods."""
+    """§2: `client_credentials` listed (the default is code/implicit), RFC 6749 §2.3.1 and
+    RFC 7523 methods, private_key_jwt's asymmetric algorithms (never `none` or HMAC)."""
     assert server_metadata("https://server.example.com", [])[member] == value
 
 

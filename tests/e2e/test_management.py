@@ -161,6 +161,46 @@ def test_cli_drives_a_remote_server(database_url: str, tmp_path: Path) -> None:
                                               "--admin-token-file", str(bad))  # fmt: skip
 
 
+def test_admin_tokens_listed_and_revoked_locally_and_remotely(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`admin-tokens list` shows ids and states, never values; `admin-tokens revoke` (through
+    one replica's API, or on the database) refuses the token at once on every replica."""
+    operator_file = tmp_path / "operator.token"
+    operator_file.write_text(admin_token(database_url, "--admin"))
+    leaked = json.loads(
+        run_cli("admin-tokens", "create", "--admin", "--name", "leaked", "--database",
+                database_url, "--json")
+    )  # fmt: skip
+    other = json.loads(run_cli("admin-tokens", "create", "--database", database_url, "--json"))
+    with (
+        running_server(database_url, log_dir=tmp_path) as a,
+        running_server(database_url, log_dir=tmp_path) as b,
+    ):
+        bearer = {"Authorization": f"Bearer {leaked['admin_token']}"}
+        assert [httpx.get(s.base_url + "/admin/api/clients", headers=bearer).status_code
+                for s in (a, b)] == [200, 200]  # fmt: skip
+        remote = ["--server", a.base_url, "--admin-token-file", str(operator_file)]
+        listed = [json.loads(line) for line in run_cli("admin-tokens", "list", *remote,
+                                                       "--json").splitlines()]  # fmt: skip
+        assert leaked["admin_token"] not in str(listed)
+        states = {t["token_id"]: (t["name"], t["state"]) for t in listed}
+        assert states[leaked["token_id"]] == ("leaked", "active")
+        assert run_cli("admin-tokens", "revoke", leaked["token_id"], *remote) == (
+            f"revoked {leaked['token_id']}\n"
+        )
+        assert [httpx.get(s.base_url + "/admin/api/clients", headers=bearer).status_code
+                for s in (a, b)] == [401, 401]  # fmt: skip
+        again = run_cli("admin-tokens", "revoke", leaked["token_id"], *remote, check=False)
+        assert again == ""
+        run_cli("admin-tokens", "revoke", other["token_id"], "--database", database_url)
+        iat = {"Authorization": f"Bearer {other['initial_access_token']}"}
+        assert httpx.post(b.base_url + "/oauth2/register", json={}, headers=iat).status_code == 401
+        text = run_cli("admin-tokens", "list", "--database", database_url)
+        assert f"{leaked['token_id']}  admin     revoked" in text
+        assert other["initial_access_token"] not in text
+
+
 def _stderr(*args: str) -> str:
     """A failing command's standard error."""
     proc = subprocess.run(

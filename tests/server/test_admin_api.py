@@ -89,6 +89,40 @@ async def test_admin_tokens_can_be_minted_through_the_api(harness: Harness) -> N
     assert registered.status_code == 201
 
 
+async def test_admin_tokens_are_listed_and_revoked_at_once(harness: Harness) -> None:
+    """GET /admin-tokens lists ids and states, never a value; revoking one refuses it on the
+    next request (401), a second revoke or an unknown id is 404; both are audited."""
+    made = (await call(harness, "POST", "/admin-tokens", {"role": "admin", "name": "ci"})).json()
+    value, token_id = made["admin_token"], made["token_id"]
+    headers = {"Authorization": f"Bearer {value}"}
+    assert (await harness.http.get(API + "/clients", headers=headers)).status_code == 200
+    listed = (await call(harness, "GET", "/admin-tokens")).json()["admin_tokens"]
+    mine = next(t for t in listed if t["token_id"] == token_id)
+    assert (mine["role"], mine["name"], mine["state"], mine["revoked_at"]) == (
+        "admin",
+        "ci",
+        "active",
+        None,
+    )
+    assert value not in str(listed)
+    revoked = await call(harness, "POST", f"/admin-tokens/{token_id}/revoke")
+    assert revoked.json() == {"token_id": token_id, "revoked": True}
+    assert (await harness.http.get(API + "/clients", headers=headers)).status_code == 401
+    again = await call(harness, "POST", f"/admin-tokens/{token_id}/revoke")
+    assert (again.status_code, again.json()["error"]) == (404, "not_found")
+    unknown = await call(harness, "POST", "/admin-tokens/tgadmid_nope/revoke")
+    assert unknown.status_code == 404
+    listed = (await call(harness, "GET", "/admin-tokens")).json()["admin_tokens"]
+    mine = next(t for t in listed if t["token_id"] == token_id)
+    assert (mine["state"], mine["revoked_at"]) == ("revoked", int(harness.clock.now))
+    notes = [
+        e for e in await harness.store.audit_after(0) if e.action.value == "admin_token_revoked"
+    ]
+    assert [(e.target, e.outcome.value) for e in notes] == [
+        (token_id, "ok"), (token_id, "not_found"), ("tgadmid_nope", "not_found")
+    ]  # fmt: skip
+
+
 async def test_api_needs_an_admin_token(harness: Harness) -> None:
     """No token, a wrong one: 401; an initial access token (register role): 403; audited."""
     assert (await harness.http.get(API + "/clients")).status_code == 401

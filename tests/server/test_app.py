@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_metadata(harness: Harness) -> None:
-    """RFC 8414 §2: issuer, endpoints, grant types, scopes and auth methods."""
+    """RFC 8414 §2: issuer, endpoints, grant types, scopes, auth methods and their algorithms."""
     await harness.register("read write")
     await harness.register("admin")
     body = (await harness.http.get("/.well-known/oauth-authorization-server")).json()
@@ -33,7 +34,10 @@ async def test_metadata(harness: Harness) -> None:
         assert body[f"{endpoint}_endpoint_auth_methods_supported"] == [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         ]
+        algs = body[f"{endpoint}_endpoint_auth_signing_alg_values_supported"]
+        assert algs == ["RS256", "PS256", "ES256", "EdDSA"]
 
 
 async def test_health_and_head(harness: Harness) -> None:
@@ -119,6 +123,32 @@ async def test_slow_body_times_out() -> None:
     assert sent[0]["status"] == 400
     assert b"not received in time" in sent[1]["body"]  # type: ignore[operator]
     assert 0.2 <= waited < 0.2 * (1 + 1 / 8) + 0.1  # the timeout, plus at most one sweep
+
+
+async def test_healthz_names_the_worker_only_under_workers(harness: Harness) -> None:
+    """Without `Settings.worker` /healthz says only "ok"; with it, the index and the pid."""
+    assert (await harness.http.get("/healthz")).json() == {"status": "ok"}
+    app = create_app(Settings(issuer=ISSUER, worker=1), MemoryStore())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        body = (await http.get("/healthz")).json()
+    assert body == {"status": "ok", "worker": 1, "pid": os.getpid()}
+
+
+async def test_a_process_that_is_not_the_purger_never_purges() -> None:
+    """`Settings.purger=False` (every worker but worker 0): expired tokens stay for the purger."""
+    store = MemoryStore()
+    clock = FakeClock()
+    app = create_app(Settings(issuer=ISSUER, purge_interval=0.01, purger=False), store, clock)
+    await app.startup()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        harness = Harness(store, clock, http)
+        await harness.issue(await harness.register(ttl=60))
+        clock.now += 61
+        await asyncio.sleep(0.2)  # twenty purge intervals
+    await app.shutdown()
+    assert len(store._tokens) == 1
 
 
 async def test_expired_tokens_are_purged_in_the_background() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from tokengate.core.credentials import new_access_token
+from tokengate.core.credentials import hash_value, new_access_token
+from tokengate.server import Settings, create_app
+from tokengate.storage.memory import MemoryStore
 
-from .conftest import ISSUER, Harness
+from .conftest import ISSUER, FakeClock, Harness
 
 pytestmark = pytest.mark.anyio
 
@@ -127,3 +130,29 @@ async def test_post_authentication_for_introspection(harness: Harness) -> None:
         data={"token": token, "client_id": rs.client_id, "client_secret": rs.secret},
     )
     assert response.json()["active"] is True
+
+
+async def test_unknown_and_foreign_tokens_are_cached_per_caller() -> None:
+    """Every lookup is cached, found or not, for the caller that made it only: another caller's
+    lookup does not make a first look a cache hit; answers stay exact."""
+    store, clock = MemoryStore(), FakeClock()
+    app = create_app(Settings(issuer=ISSUER), store, clock)
+    await app.startup()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        harness = Harness(store, clock, http)
+        owner = await harness.register(audiences=("https://b.example",))
+        rs_a = await harness.register("", introspect=True, audiences=("https://a.example",))
+        rs_b = await harness.register("", introspect=True, audiences=("https://b.example",))
+        token, unknown = await harness.issue(owner), new_access_token()
+        cache = app.endpoints.token_cache
+        assert (await harness.introspect(rs_b, token)).json()["active"] is True
+        assert cache.get(hash_value(token), rs_a.client_id) is None
+        for value in (token, unknown, token, unknown):
+            assert (await harness.introspect(rs_a, value)).json() == {"active": False}
+        assert cache.get(hash_value(token), rs_a.client_id) is not None
+        assert cache.get(hash_value(unknown), rs_a.client_id) is not None
+        assert cache.get(hash_value(unknown), rs_b.client_id) is None
+        assert (await harness.introspect(rs_b, unknown)).json() == {"active": False}
+        assert (await harness.introspect(rs_b, token)).json()["active"] is True
+    await app.shutdown()

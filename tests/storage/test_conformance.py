@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from tokengate.core.client_assertion import replay_key
 from tokengate.core.credentials import hash_value, new_access_token, new_client_secret, new_jti
 from tokengate.core.models import AccessToken, Client, EventKind
 from tokengate.storage.base import PurgeInProgress, PurgePace, StaleClient, Store
@@ -31,6 +32,9 @@ def make_client(client_id: str = "tgc_a", *, created_at: int = NOW) -> Client:
         token_ttl=600,
         created_at=created_at,
         secret_rotated_at=created_at,
+        auth_method="private_key_jwt",
+        jwks='{"keys":[{"crv":"P-256","kty":"EC","x":"x","y":"y"}]}',
+        jwks_uri="https://client.example/jwks.json",
     )
 
 
@@ -486,3 +490,43 @@ async def test_guarded_batch_fails_only_the_stale_tokens(store: Store) -> None:
             assert await store.get_token(token.token_hash) == token
         else:
             assert isinstance(result, StaleClient)
+
+
+# -- client assertion replay (RFC 7523 §3 item 7) -------------------------------------------
+
+
+async def test_assertion_is_usable_once(store: Store) -> None:
+    """The first use of a replay key is recorded; every later one is a replay."""
+    key = replay_key("tgc_a", "jti-1")
+    assert await store.use_assertion(key, NOW + 60) is True
+    assert await store.use_assertion(key, NOW + 60) is False
+    assert await store.use_assertion(replay_key("tgc_b", "jti-1"), NOW + 60) is True
+
+
+async def test_concurrent_uses_of_one_assertion_admit_one(store: Store) -> None:
+    """Of many simultaneous uses of one key (one group commit, one batch), exactly one wins."""
+    key = replay_key("tgc_a", "jti-race")
+    results = await asyncio.gather(*(store.use_assertion(key, NOW + 60) for _ in range(10)))
+    assert sorted(results) == [False] * 9 + [True]
+
+
+async def test_replicas_share_the_replay_store(make_durable: MakeStore) -> None:
+    """Two stores on one database (two replicas) racing with one assertion: one wins."""
+    key = replay_key("tgc_a", "jti-replicas")
+    async with opened(make_durable) as one, opened(make_durable) as two:
+        results = await asyncio.gather(
+            *(s.use_assertion(key, NOW + 60) for s in (one, two, one, two))
+        )
+        assert sorted(results) == [False, False, False, True]
+        assert await two.use_assertion(key, NOW + 60) is False
+
+
+async def test_purge_forgets_only_expired_assertions(store: Store) -> None:
+    """Entries are kept until their expiry, then purged; a purged key is usable again."""
+    old, live = replay_key("tgc_a", "old"), replay_key("tgc_a", "live")
+    await store.use_assertion(old, NOW)
+    await store.use_assertion(live, NOW + 300)
+    assert await store.purge_assertions(NOW) == 1
+    assert await store.use_assertion(live, NOW + 300) is False
+    assert await store.use_assertion(old, NOW + 60) is True
+    assert await store.purge_assertions(NOW) == 0

@@ -209,6 +209,25 @@ async def test_admin_tokens_round_trip_and_reject_duplicates(store: Store) -> No
     assert not admin.is_usable(NOW + 60)
 
 
+async def test_admin_tokens_are_listed_and_revoked_once(store: Store) -> None:
+    """Listed oldest first whatever their state; revoked by public id once, in the same
+    transaction as its audit entry; an unknown id or a second revoke changes nothing."""
+    first = AdminToken("8" * 64, "tgadm_1", AdminRole.REGISTER, "ci", NOW, NOW + 60)
+    second = AdminToken("9" * 64, "tgadm_2", AdminRole.ADMIN, "", NOW + 1, NOW + 60)
+    await store.add_admin_token(second)
+    await store.add_admin_token(first)
+    assert await store.list_admin_tokens() == [first, second]
+    revoking = note(Action.ADMIN_TOKEN_REVOKED, client_id=None)
+    assert await store.revoke_admin_token("tgadm_2", NOW + 5, audit=revoking)
+    assert not await store.revoke_admin_token("tgadm_2", NOW + 6, audit=revoking)
+    assert not await store.revoke_admin_token("tgadm_x", NOW + 6, audit=revoking)
+    revoked = await store.get_admin_token("9" * 64)
+    assert revoked is not None
+    assert (revoked.revoked_at, revoked.is_usable(NOW + 5)) == (NOW + 5, False)
+    assert (await store.get_admin_token("8" * 64)) == first
+    assert [e.action for e in await store.audit_after(0)] == [Action.ADMIN_TOKEN_REVOKED]
+
+
 async def test_client_activity_counts_recent_issues_and_the_last_one(store: Store) -> None:
     """Per client: tokens issued at or after `since`, and the newest issue time."""
     for cid in ("tgc_a", "tgc_b"):

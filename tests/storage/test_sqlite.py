@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tokengate.core.credentials import hash_value, new_access_token, new_client_secret, new_jti
+from tokengate.core.decoys import DECOY_CLIENT, DECOY_TOKEN
 from tokengate.core.models import AccessToken, Client
 from tokengate.storage.base import StorageUnavailable
 from tokengate.storage.migrations import latest_version
@@ -181,4 +182,17 @@ async def test_a_write_lock_held_past_busy_timeout_is_storage_unavailable(tmp_pa
         assert await store.get_token(token.token_hash) == token
     finally:
         blocker.close()
+        await store.close()
+
+
+async def test_lookups_of_unknown_keys_return_none_never_the_decoy(tmp_path: Path) -> None:
+    """A miss reads the decoy row (for timing) but answers None; the decoy's own keys too."""
+    store = SQLiteStore(str(tmp_path / "decoy.db"))
+    await store.open()
+    try:
+        assert await store.get_client("tgc_unknown") is None
+        assert await store.get_client(DECOY_CLIENT.client_id) is None
+        assert await store.get_token(hash_value("unknown")) is None
+        assert await store.get_token(DECOY_TOKEN.token_hash) is None
+    finally:
         await store.close()

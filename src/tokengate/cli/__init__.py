@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from tokengate.storage.base import StorageUnavailable
+
 # name → (module, function, the extra that brings its dependencies, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "serve": ("tokengate.cli.serve", "serve", "server", "Run the authorization server."),
@@ -62,6 +64,13 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a database it cannot use is one error line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except StorageUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         entry = COMMANDS.get(cmd_name)

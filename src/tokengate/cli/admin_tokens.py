@@ -1,5 +1,6 @@
-"""`tokengate admin-tokens create`: mint an initial access token (RFC 7591 §3) or, with
-`--admin`, a token for the whole management API. Shown once, stored as a SHA-256 digest."""
+"""`tokengate admin-tokens create | list | revoke`: mint an initial access token (RFC 7591 §3)
+or, with `--admin`, a token for the whole management API (shown once, stored as a SHA-256
+digest); list them by public id and state; revoke one at once."""
 
 from __future__ import annotations
 
@@ -44,3 +45,37 @@ def create(ttl: int, is_admin: bool, name: str, target: Target, as_json: bool) -
     click.echo(f"{key}: {made[key]}")
     click.echo(f"token_id: {made['token_id']}  expires_at: {made['expires_at']}")
     click.echo("Store the token now: it is shown once and kept only as a hash.", err=True)
+
+
+@admin_tokens.command("list")
+@target_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
+def list_(target: Target, as_json: bool) -> None:
+    """Every admin token: id, role, name, expiry and state (values are never kept)."""
+
+    async def act(ops: Operations) -> list[Document]:
+        return await ops.list_admin_tokens()
+
+    for token in target.run(act):
+        if as_json:
+            click.echo(json.dumps(token))
+            continue
+        name = f"  {token['name']}" if token["name"] else ""
+        click.echo(
+            f"{token['token_id']}  {token['role']:<8}  {token['state']:<7}  "
+            f"expires_at={token['expires_at']}{name}"
+        )
+
+
+@admin_tokens.command("revoke")
+@click.argument("token_id")
+@target_options
+def revoke(token_id: str, target: Target) -> None:
+    """Revoke an admin token by its id (`tgadmid_...`): refused at once on every replica."""
+
+    async def act(ops: Operations) -> bool:
+        return await ops.revoke_admin_token(token_id)
+
+    if not target.run(act):
+        raise click.ClickException(f"no admin token {token_id}, or it is already revoked")
+    click.echo(f"revoked {token_id}")

@@ -55,15 +55,26 @@ _CLASSES = ((re.compile(r"[a-z]"), 26), (re.compile(r"[A-Z]"), 26), (re.compile(
 
 def check_secret(secret: str, where: str) -> str:
     """Refuse a secret a person could guess: at least 32 characters drawn from enough symbols
-    for 160 bits at random (RFC 6749 §10.10), not mostly one character, at most 512."""
-    alphabet = sum(size for pattern, size in _CLASSES if pattern.search(secret))
-    bits = len(secret) * math.log2(alphabet) if alphabet else 0.0
-    distinct = len(set(secret))
+    for 160 bits at random (RFC 6749 §10.10), not a repeated pattern, at most 512."""
     if not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH:
         raise click.ClickException(f"{where}: the secret must be 32 to 512 characters")
-    if bits < MIN_SECRET_BITS or distinct < len(secret) // 4 or distinct < 12:
+    alphabet = sum(size for pattern, size in _CLASSES if pattern.search(secret))
+    # a secret that repeats itself carries only its period's worth of choices
+    bits = _period(secret) * math.log2(alphabet) if alphabet else 0.0
+    if bits < MIN_SECRET_BITS or len(set(secret)) < 12:
         raise click.ClickException(f"{where}: the secret is not high-entropy enough")
     return secret
+
+
+def _period(text: str) -> int:
+    """The length of the shortest prefix that `text` repeats (KMP failure function)."""
+    fail = [0] * len(text)
+    for i in range(1, len(text)):
+        k = fail[i - 1]
+        while k and text[i] != text[k]:
+            k = fail[k - 1]
+        fail[i] = k + (text[i] == text[k])
+    return len(text) - fail[-1] if text else 0
 
 
 def load(path: Path) -> list[Declared]:

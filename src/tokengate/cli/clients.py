@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tokengate.cli.target import Target, target_options
-from tokengate.core.errors import InvalidClientMetadata
-from tokengate.core.registration import ClientMetadata, check_audiences, check_scope
+from tokengate.core.client_assertion import METHOD as PRIVATE_KEY_JWT
+from tokengate.core.errors import InvalidClientMetadata, OAuthError
+from tokengate.core.registration import (
+    AUTH_METHODS,
+    ClientMetadata,
+    check_audiences,
+    check_keys,
+    check_scope,
+)
 from tokengate.management.operations import Document, Operations
 from tokengate.management.service import MAX_GRACE
 
@@ -33,11 +41,26 @@ def _audiences(values: tuple[str, ...]) -> tuple[str, ...]:
         raise click.BadParameter(exc.description, param_hint="--audience") from None
 
 
+def _keys(jwks: Path | None, jwks_uri: str | None) -> tuple[str, str | None, str | None]:
+    """(auth method, JWKS text, JWKS URI) from --jwks FILE / --jwks-uri URL."""
+    if jwks is None and jwks_uri is None:
+        return AUTH_METHODS[0], None, None
+    try:
+        document = json.loads(jwks.read_text()) if jwks is not None else None
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read a JSON JWKS: {exc}", param_hint="--jwks") from None
+    try:
+        return PRIVATE_KEY_JWT, *check_keys(PRIVATE_KEY_JWT, document, jwks_uri)
+    except InvalidClientMetadata as exc:
+        raise click.BadParameter(exc.description, param_hint="--jwks/--jwks-uri") from None
+
+
 def _print_credentials(document: Document, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(document))
-    else:
-        click.echo(f"client_id:     {document['client_id']}")
+        return
+    click.echo(f"client_id:     {document['client_id']}")
+    if "client_secret" in document:
         click.echo(f"client_secret: {document['client_secret']}")
         click.echo("Store the secret now: it is shown once and kept only as a hash.", err=True)
 
@@ -53,6 +76,12 @@ def _require(found: Any, client_id: str) -> None:
 @click.option("--audience", multiple=True, help="Allowed audience (RFC 8707 resource URI).")
 @click.option("--introspect", is_flag=True, help="May call the introspection endpoint.")
 @click.option("--token-ttl", default=3600, show_default=True, type=click.IntRange(1, 31_536_000))
+@click.option(
+    "--jwks",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A public JWKS file: the client authenticates with private_key_jwt, no secret.",
+)
+@click.option("--jwks-uri", help="Where the client's public JWKS is (https): private_key_jwt.")
 @target_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create(
@@ -61,11 +90,19 @@ def create(
     audience: tuple[str, ...],
     introspect: bool,
     token_ttl: int,
+    jwks: Path | None,
+    jwks_uri: str | None,
     target: Target,
     as_json: bool,
 ) -> None:
-    """Create a confidential client and print its id and secret (once)."""
-    metadata = ClientMetadata(name, _scopes(scope), _audiences(audience), introspect, token_ttl)
+    """Create a confidential client and print its id and secret (once); with --jwks or
+    --jwks-uri it authenticates with signed assertions (RFC 7523) and has no secret."""
+    if jwks is not None and jwks_uri is not None:
+        raise click.UsageError("use one of --jwks and --jwks-uri")
+    method, key_set, key_uri = _keys(jwks, jwks_uri)
+    metadata = ClientMetadata(
+        name, _scopes(scope), _audiences(audience), introspect, token_ttl, method, key_set, key_uri
+    )
 
     async def act(ops: Operations) -> Document:
         return await ops.create_client(metadata)
@@ -121,7 +158,10 @@ def rotate_secret(client_id: str, grace: int, target: Target, as_json: bool) -> 
     """Issue a new secret; the old one works --grace more seconds. Issued tokens stay valid."""
 
     async def act(ops: Operations) -> Document | None:
-        return await ops.rotate_secret(client_id, grace)
+        try:
+            return await ops.rotate_secret(client_id, grace)
+        except OAuthError as exc:
+            raise click.ClickException(exc.description) from None
 
     rotated = target.run(act)
     _require(rotated is not None, client_id)

@@ -12,6 +12,7 @@ import click
 
 from tokengate.storage import Store, open_store
 from tokengate.storage.factory import DEFAULT_DATABASE_URL
+from tokengate.storage.sqlite import SQLiteSettings
 
 T = TypeVar("T")
 DATABASE_ENV = "TOKENGATE_DATABASE_URL"
@@ -40,10 +41,10 @@ def run_with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def store_for(url: str) -> Store:
+def store_for(url: str, *, sqlite: SQLiteSettings | None = None) -> Store:
     """The (unopened) store `--database` names; a usage error names a missing driver's extra."""
     try:
-        return open_store(url)
+        return open_store(url, sqlite=sqlite)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--database") from exc
     except ModuleNotFoundError as exc:

@@ -7,6 +7,7 @@ False), like the database path.
 
 from __future__ import annotations
 
+import json
 from types import TracebackType
 from typing import Any
 
@@ -57,11 +58,15 @@ class RemoteOperations:
         return None if response is None else response.json()
 
     async def create_client(self, metadata: ClientMetadata) -> Document:
-        body = {
+        body: dict[str, Any] = {
             "client_name": metadata.name, "scope": format_scope(metadata.scopes),
             AUDIENCES: list(metadata.audiences), INTROSPECT: metadata.can_introspect,
             TOKEN_TTL: metadata.token_ttl, "token_endpoint_auth_method": metadata.auth_method,
         }  # fmt: skip
+        if metadata.jwks is not None:
+            body["jwks"] = json.loads(metadata.jwks)
+        if metadata.jwks_uri is not None:
+            body["jwks_uri"] = metadata.jwks_uri
         made: Document = await self._json("POST", "/clients", json=body)
         return made
 
@@ -92,6 +97,14 @@ class RemoteOperations:
         body = {"role": role.value, "ttl": ttl, "name": name}
         made: Document = await self._json("POST", "/admin-tokens", json=body)
         return made
+
+    async def list_admin_tokens(self) -> list[Document]:
+        tokens: list[Document] = (await self._json("GET", "/admin-tokens"))["admin_tokens"]
+        return tokens
+
+    async def revoke_admin_token(self, token_id: str) -> bool:
+        path = f"/admin-tokens/{_segment(token_id)}/revoke"
+        return await self._call("POST", path) is not None
 
     async def audit(
         self, since: int = 0, client_id: str | None = None, after: int = 0, limit: int = 1000

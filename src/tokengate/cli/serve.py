@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import socket
 from dataclasses import fields
-from types import FrameType
 from typing import Any
 
 import click
-import uvicorn
 
 from tokengate.cli.common import database_option, store_for
-from tokengate.cli.serving import ServingOptions, serving_options
+from tokengate.cli.serve_process import ServePlan, build_server, run_worker
+from tokengate.cli.serving import ServingOptions, WorkerCount, serving_options
 from tokengate.logs import configure_logging
-from tokengate.server import AuthorizationServer, Settings, create_app
+from tokengate.server import Settings
 from tokengate.server.console import ConsoleRefused
+from tokengate.server.issuance_rate import TokenRate
 from tokengate.server.throttle import Limits
-from tokengate.serving import uvicorn_config
+from tokengate.serving.workers import Supervisor, listen_sockets
+from tokengate.storage.sqlite import SQLiteSettings
+from tokengate.storage.sqlite.settings import MIB
 
 PREFIX = "TOKENGATE_SERVE"
 
+log = logging.getLogger("tokengate.serve")
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
+_SQLITE = SQLiteSettings()
 
 
 @click.command()
@@ -59,7 +66,24 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     default=(10, 50),
     show_default=True,
     help="Failed client authentications allowed per minute per (client id, address) and per"
-    " address before 429.",
+    " address before 429 (with --workers N, each worker allows ceil(limit / N)).",
+)
+@click.option(
+    "--max-auth-failure-keys",
+    envvar="TOKENGATE_MAX_AUTH_FAILURE_KEYS",
+    type=click.IntRange(16),
+    default=Limits().max_keys,
+    show_default=True,
+    help="Failure counters kept (the throttle's memory bound); past it, counters under their"
+    " limit are merged per network, lock-outs are kept.",
+)
+@click.option(
+    "--max-token-rate",
+    envvar="TOKENGATE_MAX_TOKEN_RATE",
+    metavar="PER_SECOND[:BURST]",
+    default=None,
+    help="Tokens each client may be issued per second in this process (BURST at once; default"
+    " one second's worth); past it 429 temporarily_unavailable + Retry-After. Default: no limit.",
 )
 @click.option(
     "--admin-console/--no-admin-console",
@@ -67,6 +91,24 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     default=False,
     show_default=True,
     help="Serve the browser admin console under /admin (needs an https or loopback issuer).",
+)
+@click.option(
+    "--sqlite-wal-limit",
+    envvar="TOKENGATE_SQLITE_WAL_LIMIT",
+    type=click.IntRange(0),
+    default=_SQLITE.wal_limit // MIB,
+    show_default=True,
+    metavar="MIB",
+    help="SQLite: the -wal file stays below this; past half of it writes pause for a TRUNCATE"
+    " checkpoint. 0: unbounded (for comparison only).",
+)
+@click.option(
+    "--sqlite-exclusive/--no-sqlite-exclusive",
+    envvar="TOKENGATE_SQLITE_EXCLUSIVE",
+    default=_SQLITE.exclusive,
+    show_default=True,
+    help="SQLite: lock the file for this one process and keep the WAL index in memory (no"
+    " shared, memory-mapped -shm); other processes, the CLI included, cannot open it meanwhile.",
 )
 @serving_options(PREFIX)
 @click.option(
@@ -86,6 +128,15 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
     help="Seconds between heartbeats on a quiet event stream (keep subscribers'"
     " --heartbeat-timeout above twice this).",
 )
+@click.option(
+    "--workers",
+    envvar="TOKENGATE_SERVE_WORKERS",
+    type=WorkerCount(),
+    default="1",
+    show_default=True,
+    help="Processes serving on the one port: a number, or auto (one per core). Caches stay"
+    " coherent through the event log; see the README.",
+)
 def serve(
     host: str,
     port: int,
@@ -95,39 +146,86 @@ def serve(
     log_format: str,
     access_log: bool,
     max_auth_failures: tuple[int, int],
+    max_auth_failure_keys: int,
+    max_token_rate: str | None,
     admin_console: bool,
+    sqlite_wal_limit: int,
+    sqlite_exclusive: bool,
     serving: ServingOptions,
     max_event_streams: int,
     event_heartbeat: float,
+    workers: int,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
-    limits, tls = serving.limits(), serving.tls()
+    serving.limits(), serving.tls()  # checked here, before anything listens
+    if workers > 1 and admin_console:
+        raise click.BadParameter(
+            "the console keeps its sessions in one process's memory: serve it with --workers 1",
+            param_hint="--admin-console",
+        )
+    _issuer(issuer, serving.scheme, host, port)  # refused before binding, too
     configure_logging(log_level, log_format)
-    store = store_for(database)
+    try:
+        sqlite = SQLiteSettings(wal_limit=sqlite_wal_limit * MIB, exclusive=sqlite_exclusive)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sqlite-wal-limit") from None
+    if workers > 1 and sqlite_exclusive:
+        raise click.BadParameter(
+            "an exclusive SQLite file is for one process: serve it with --workers 1",
+            param_hint="--sqlite-exclusive",
+        )
+    # a bad URL or a missing driver is refused here, not in every worker
+    store_for(database, sqlite=sqlite)
+    sockets = _listen(host, port, workers) if workers > 1 else []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
     per_client, per_address = max_auth_failures
+    throttle = Limits(per_client, per_address, max_keys=max_auth_failure_keys)
     settings = Settings(
-        issuer=_issuer(issuer, serving.scheme, host, port),
+        issuer=_issuer(issuer, serving.scheme, host, bound),
         access_log=access_log,
         max_event_streams=max_event_streams,
         event_heartbeat=event_heartbeat,
-        throttle=Limits(per_client_and_address=per_client, per_address=per_address),
+        throttle=throttle.shared_by(workers),
+        max_token_rate=_token_rate(max_token_rate),
         admin_console=admin_console,
     )
+    plan = ServePlan(host, bound, database, sqlite, settings, serving, log_level, log_format)
+    if not sockets:
+        _serve_here(plan)
+        return
+    log.info("serving on %s://%s:%d with %d workers", serving.scheme, host, bound, workers)
     try:
-        app = create_app(settings, store)
+        status = Supervisor(functools.partial(run_worker, plan), sockets, workers).run()
+    finally:
+        for sock in sockets:
+            sock.close()
+    if status:
+        raise SystemExit(status)
+
+
+def _serve_here(plan: ServePlan) -> None:
+    """One process: this one."""
+    try:
+        server = build_server(plan, plan.settings)
     except ConsoleRefused as exc:
         raise click.BadParameter(str(exc), param_hint="--admin-console") from None
-    config = uvicorn_config(
-        app,
-        host=host,
-        port=port,
-        limits=limits,
-        tls=tls,
-        log_level=log_level,
-        lifespan="on",
-        proxy_headers=False,  # direct exposure by default; put a proxy-aware LB config in front
-    )
-    _Server(config, app).run()
+    server.run()
+
+
+def _listen(host: str, port: int, count: int) -> list[socket.socket]:
+    try:
+        return listen_sockets(host, port, count)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _token_rate(text: str | None) -> TokenRate | None:
+    if text is None:
+        return None
+    try:
+        return TokenRate.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-token-rate") from None
 
 
 def _issuer(given: str | None, scheme: str, host: str, port: int) -> str:
@@ -138,16 +236,3 @@ def _issuer(given: str | None, scheme: str, host: str, port: int) -> str:
     if scheme == "https" and not given.startswith("https://"):
         raise click.BadParameter("must be https:// when --tls-cert is given", param_hint="--issuer")
     return given
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, plus: on SIGTERM/SIGINT end the event streams first, so the graceful stop
-    drains in milliseconds instead of waiting out the timeout for subscribers."""
-
-    def __init__(self, config: uvicorn.Config, app: AuthorizationServer) -> None:
-        super().__init__(config)
-        self._app = app
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._app.begin_shutdown()
-        super().handle_exit(sig, frame)

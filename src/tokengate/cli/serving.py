@@ -5,6 +5,7 @@ each option also reads `<PREFIX>_<OPTION>`."""
 from __future__ import annotations
 
 import functools
+import os
 import resource
 import ssl
 from collections.abc import Callable
@@ -132,3 +133,32 @@ def _serving_option_list(prefix: str) -> list[Decorator]:
         env_option(prefix, "--tls-cert", type=pem, help="Serve HTTPS: PEM certificate chain."),
         env_option(prefix, "--tls-key", type=pem, help="The certificate's PEM private key."),
     ]
+
+
+class WorkerCount(click.ParamType[int, Any]):
+    """`--workers`: a whole number of processes, at least 1, or `auto` (one per usable core)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The number of worker processes; anything else is a usage error."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif str(value).strip().lower() == "auto":
+            return usable_cores()
+        else:
+            try:
+                number = int(str(value).strip(), 10)
+            except ValueError:
+                self.fail(f"{value!r} is neither a whole number nor 'auto'", param, ctx)
+        if number < 1:
+            self.fail(f"{number} workers: at least 1 is needed", param, ctx)
+        return number
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which container limits narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)

@@ -31,6 +31,7 @@ class Action(StrEnum):
     CLIENT_REGISTERED = "client_registered"  # RFC 7591 §3
     CLIENT_READ = "client_read"  # RFC 7592 §2.1 (rotates the registration access token)
     ADMIN_TOKEN_CREATED = "admin_token_created"
+    ADMIN_TOKEN_REVOKED = "admin_token_revoked"
     TOKEN_REVOKED = "token_revoked"  # by an operator (CLI or management API)
     REGISTRATION_REFUSED = "registration_refused"
     THROTTLING_ENGAGED = "throttling_engaged"

@@ -95,13 +95,13 @@ def hash_value(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-# A digest no secret maps to, compared against when the client is unknown, so that an unknown
-# client id costs the same as a wrong secret.
-_DUMMY_HASH = hash_value("tokengate-no-such-client")
+# As long as a hex SHA-256 digest, so it compares in the same time, but not hex, so that no
+# value's digest ever equals it: what a missing digest (`None`) and decoys are compared against.
+UNMATCHABLE_DIGEST = "decoy-" + "z" * 58
 
 
 def verify_secret(presented: str, stored_hash: str | None) -> bool:
     """Constant-time check of a presented secret against a stored SHA-256 digest."""
-    expected = stored_hash if stored_hash is not None else _DUMMY_HASH
+    expected = stored_hash if stored_hash is not None else UNMATCHABLE_DIGEST
     matches = hmac.compare_digest(hash_value(presented), expected)
     return matches and stored_hash is not None

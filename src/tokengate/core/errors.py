@@ -24,6 +24,7 @@ Exception tree::
     ├── TooManyRequests         429    (+ `Retry-After`)
     ├── ServerError             500
     └── TemporarilyUnavailable  503    (+ `Retry-After`)
+        └── IssuanceRateExceeded 429   (+ `Retry-After`; a client issuing past its rate)
 
 Only these errors reach a client; anything else is rendered as a bare `server_error`.
 """
@@ -172,3 +173,14 @@ class ServerError(OAuthError):
 class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503
+
+
+class IssuanceRateExceeded(TemporarilyUnavailable):
+    """A client asked for tokens faster than its rate: retry after `Retry-After` (RFC 6585 §4).
+
+    `temporarily_unavailable`, not `invalid_request`: the request is well formed and the same
+    one will succeed later (RFC 6749 §4.1.2.1's meaning); `slow_down` is RFC 8628's, for
+    device-flow polling only, and clients of other grants do not know it.
+    """
+
+    status_code = 429

@@ -35,12 +35,16 @@ def visible_to(token: AccessToken, caller: Client) -> bool:
     return not token.audiences or not set(token.audiences).isdisjoint(caller.audiences)
 
 
-def introspection_body(
-    token: AccessToken | None, caller: Client, now: float, issuer: str
-) -> dict[str, Any]:
-    """§2.2: the full claim set for an active token, exactly `{"active": false}` otherwise."""
-    if token is None or not token.is_active(now) or not visible_to(token, caller):
-        return INACTIVE
+def shown(token: AccessToken, caller: Client, now: float) -> bool:
+    """§2.2, §4: active, and visible to this caller. Both are always evaluated, so that another
+    audience's live token and an unknown one (checked as `DECOY_TOKEN`) take the same steps."""
+    active = token.is_active(now)
+    visible = visible_to(token, caller)
+    return active and visible
+
+
+def claims(token: AccessToken, issuer: str) -> dict[str, Any]:
+    """§2.2: the full claim set of an active token (whoever asks: see `shown`)."""
     body: dict[str, Any] = {
         "active": True,
         "client_id": token.client_id,
@@ -57,3 +61,12 @@ def introspection_body(
     if token.audiences:
         body["aud"] = token.audiences[0] if len(token.audiences) == 1 else list(token.audiences)
     return body
+
+
+def introspection_body(
+    token: AccessToken | None, caller: Client, now: float, issuer: str
+) -> dict[str, Any]:
+    """§2.2: the full claim set for an active token, exactly `{"active": false}` otherwise."""
+    if token is None or not shown(token, caller, now):
+        return INACTIVE
+    return claims(token, issuer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokengate.core.client_assertion import ALGORITHMS
 from tokengate.core.wire import (
     EVENTS_METADATA_MEMBER,
     EVENTS_PATH,
@@ -13,7 +14,9 @@ from tokengate.core.wire import (
     TOKEN_PATH,
 )
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# RFC 8414 §2: the JWS algorithms accepted for private_key_jwt at each endpoint.
+SIGNING_ALGS = list(ALGORITHMS)
 
 
 def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
@@ -31,5 +34,8 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "scopes_supported": scopes,
     }

@@ -35,8 +35,14 @@ class Client:
     # RFC 7592 §1.2: the hash of the registration access token, for clients registered over
     # RFC 7591; None for clients made by the CLI or `apply`.
     registration_token_hash: str | None = None
-    # RFC 7591 §2 `token_endpoint_auth_method` as registered (both methods are accepted).
+    # RFC 7591 §2 `token_endpoint_auth_method` as registered: both secret methods are accepted
+    # for either; `private_key_jwt` (RFC 7523 §2.2) accepts only assertions, and then the
+    # secret hash is of a value nobody was given.
     auth_method: str = "client_secret_basic"
+    # RFC 7591 §2 public keys of a `private_key_jwt` client: an inline JWKS (canonical JSON
+    # text) or the https URL it is fetched from; never both.
+    jwks: str | None = None
+    jwks_uri: str | None = None
 
     def previous_secret_at(self, now: float) -> str | None:
         """The previous secret's hash while its grace lasts at `now`, else None."""

@@ -2,8 +2,10 @@
 
 Accepted members: `client_name`, `scope`, `grant_types` (only `client_credentials`),
 `response_types` (none), `token_endpoint_auth_method` (`client_secret_basic` or
-`client_secret_post`; both are accepted at the endpoints whatever is registered), and three
-extensions of ours (RFC 7591 §2 allows them):
+`client_secret_post`, both accepted at the endpoints whatever is registered; or
+`private_key_jwt`, RFC 7523 §2.2, with exactly one of `jwks` — public keys only — and
+`jwks_uri`, which must be https, or http to a loopback address for local use; such a client
+gets no secret), and three extensions of ours (RFC 7591 §2 allows them):
 
 - `tokengate_audiences`: the RFC 8707 resources the client may ask tokens for (absolute URIs);
 - `tokengate_introspect`: may call the introspection endpoint (needs an admin credential);
@@ -16,10 +18,15 @@ software statement. The same checks serve `tokengate apply` and the management A
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from tokengate.core.client_assertion import MAX_JWKS_BYTES, BadJwks, jwks_text, parse_jwks
+from tokengate.core.client_assertion import METHOD as PRIVATE_KEY_JWT
 from tokengate.core.errors import (
     InvalidClientMetadata,
     InvalidRedirectUri,
@@ -30,7 +37,8 @@ from tokengate.core.errors import (
 from tokengate.core.models import Client
 from tokengate.core.scopes import check_resource, format_scope, parse_scope
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", PRIVATE_KEY_JWT)
+MAX_URI = 2000
 GRANT_TYPES = ["client_credentials"]
 AUDIENCES = "tokengate_audiences"
 INTROSPECT = "tokengate_introspect"
@@ -52,6 +60,13 @@ class ClientMetadata:
     can_introspect: bool = False
     token_ttl: int = DEFAULT_TTL
     auth_method: str = AUTH_METHODS[0]
+    jwks: str | None = None  # canonical JSON text (`client_assertion.jwks_text`)
+    jwks_uri: str | None = None
+
+    @property
+    def has_secret(self) -> bool:
+        """Whether the client authenticates with a secret (else with signed assertions)."""
+        return self.auth_method != PRIVATE_KEY_JWT
 
 
 def parse_metadata(document: object, *, may_introspect: bool) -> ClientMetadata:
@@ -62,14 +77,58 @@ def parse_metadata(document: object, *, may_introspect: bool) -> ClientMetadata:
     introspect = _flag(document.get(INTROSPECT, False), INTROSPECT)
     if introspect and not may_introspect:
         raise InvalidClientMetadata(f"{INTROSPECT} needs an admin credential")
+    auth_method = _auth_method(document.get("token_endpoint_auth_method", AUTH_METHODS[0]))
+    jwks, jwks_uri = check_keys(auth_method, document.get("jwks"), document.get("jwks_uri"))
     return ClientMetadata(
         name=check_name(document.get("client_name", "")),
         scopes=check_scope(document.get("scope", "")),
         audiences=check_audiences(document.get(AUDIENCES, [])),
         can_introspect=introspect,
         token_ttl=check_ttl(document.get(TOKEN_TTL, DEFAULT_TTL)),
-        auth_method=_auth_method(document.get("token_endpoint_auth_method", AUTH_METHODS[0])),
+        auth_method=auth_method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
     )
+
+
+def check_keys(auth_method: str, jwks: object, jwks_uri: object) -> tuple[str | None, str | None]:
+    """RFC 7591 §2: `private_key_jwt` needs exactly one of `jwks` and `jwks_uri`; the secret
+    methods take neither. Returns the JWKS as canonical text and the URI."""
+    if auth_method != PRIVATE_KEY_JWT:
+        if jwks is not None or jwks_uri is not None:
+            raise InvalidClientMetadata("jwks and jwks_uri are for private_key_jwt clients")
+        return None, None
+    if (jwks is None) == (jwks_uri is None):
+        raise InvalidClientMetadata("private_key_jwt needs exactly one of jwks and jwks_uri")
+    if jwks_uri is not None:
+        return None, check_jwks_uri(jwks_uri)
+    try:
+        parse_jwks(jwks)
+    except BadJwks as exc:
+        raise InvalidClientMetadata(str(exc)) from None
+    text = jwks_text(jwks)
+    if len(text) > MAX_JWKS_BYTES:
+        raise InvalidClientMetadata(f"jwks must be at most {MAX_JWKS_BYTES} bytes")
+    return text, None
+
+
+def check_jwks_uri(value: object) -> str:
+    """An https URL, or http to a loopback address (a key server on the same machine)."""
+    if not isinstance(value, str) or len(value) > MAX_URI or _CONTROL.search(value):
+        raise InvalidClientMetadata(f"jwks_uri must be a URL of at most {MAX_URI} characters")
+    parts = urlsplit(value)
+    if parts.fragment or not parts.hostname or parts.username or parts.password:
+        raise InvalidClientMetadata("jwks_uri must be an absolute URL without credentials")
+    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+        raise InvalidClientMetadata("jwks_uri must be https (http only to a loopback address)")
+    return value
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: what it resolves to is not ours to trust
+        return False
 
 
 def _refuse_unsupported(document: dict[str, Any]) -> None:
@@ -145,7 +204,7 @@ def with_metadata(client: Client, metadata: ClientMetadata) -> Client:
     return replace(
         client, name=metadata.name, scopes=metadata.scopes, audiences=metadata.audiences,
         can_introspect=metadata.can_introspect, token_ttl=metadata.token_ttl,
-        auth_method=metadata.auth_method,
+        auth_method=metadata.auth_method, jwks=metadata.jwks, jwks_uri=metadata.jwks_uri,
     )  # fmt: skip
 
 
@@ -153,13 +212,18 @@ def metadata_of(client: Client) -> ClientMetadata:
     """The metadata a stored client carries."""
     return ClientMetadata(
         client.name, client.scopes, client.audiences, client.can_introspect, client.token_ttl,
-        client.auth_method,
+        client.auth_method, client.jwks, client.jwks_uri,
     )  # fmt: skip
 
 
 def information(client: Client) -> dict[str, Any]:
     """RFC 7591 §3.2.1 / RFC 7592 §3 client information, without any secret."""
-    return {
+    keys: dict[str, Any] = {}
+    if client.jwks is not None:
+        keys["jwks"] = json.loads(client.jwks)
+    if client.jwks_uri is not None:
+        keys["jwks_uri"] = client.jwks_uri
+    return keys | {
         "client_id": client.client_id,
         "client_id_issued_at": client.created_at,
         "client_name": client.name,

@@ -8,6 +8,7 @@ value is a live token of someone else, which turns the endpoint into a token-sca
 from __future__ import annotations
 
 from tokengate.core.credentials import hash_value, is_access_token_format
+from tokengate.core.decoys import DECOY_TOKEN
 from tokengate.core.errors import InvalidRequest
 from tokengate.core.forms import single
 from tokengate.core.models import AccessToken, Client
@@ -22,5 +23,10 @@ def token_hash_to_revoke(form: dict[str, list[str]]) -> str | None:
 
 
 def may_revoke(token: AccessToken | None, caller: Client) -> bool:
-    """True when the token exists, is still unrevoked, and belongs to the caller."""
-    return token is not None and token.revoked_at is None and token.client_id == caller.client_id
+    """True when the token exists, is still unrevoked, and belongs to the caller. Every part is
+    evaluated (an unknown token against `DECOY_TOKEN`), so that an unknown token and another
+    client's take the same steps."""
+    checked = DECOY_TOKEN if token is None else token
+    unrevoked = checked.revoked_at is None
+    owned = checked.client_id == caller.client_id
+    return token is not None and unrevoked and owned

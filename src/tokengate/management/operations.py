@@ -11,7 +11,7 @@ from tokengate.core.audit import as_document
 from tokengate.core.models import AdminRole
 from tokengate.core.registration import ClientMetadata
 from tokengate.management.service import Management
-from tokengate.management.views import admin_token_view, client_view
+from tokengate.management.views import admin_token_state, admin_token_view, client_view
 
 Document = dict[str, Any]
 
@@ -20,7 +20,8 @@ class Operations(Protocol):
     """Client management, answered as JSON documents; None/False: no such client or token."""
 
     async def create_client(self, metadata: ClientMetadata) -> Document:
-        """Create a client; the document holds `client_id` and `client_secret` (once)."""
+        """Create a client; the document holds `client_id` and `client_secret` (once; none for
+        a `private_key_jwt` client)."""
 
     async def list_clients(self) -> list[Document]:
         """Every client with its activity in the last hour."""
@@ -43,6 +44,12 @@ class Operations(Protocol):
     async def create_admin_token(self, role: AdminRole, ttl: int, name: str) -> Document:
         """A new admin or initial access token (its value shown once)."""
 
+    async def list_admin_tokens(self) -> list[Document]:
+        """Every admin token's id, role, dates and state (never a value or digest)."""
+
+    async def revoke_admin_token(self, token_id: str) -> bool:
+        """Revoke an admin token by its public id (`tgadmid_...`)."""
+
     async def audit(
         self, since: int = 0, client_id: str | None = None, after: int = 0, limit: int = 1000
     ) -> list[Document]:
@@ -58,6 +65,8 @@ class LocalOperations:
 
     async def create_client(self, metadata: ClientMetadata) -> Document:
         made = await self.management.create_client(metadata)
+        if not metadata.has_secret:
+            return {"client_id": made.client.client_id}
         return {"client_id": made.client.client_id, "client_secret": made.secret}
 
     async def list_clients(self) -> list[Document]:
@@ -85,6 +94,13 @@ class LocalOperations:
     async def create_admin_token(self, role: AdminRole, ttl: int, name: str) -> Document:
         token, value = await self.management.create_admin_token(role, ttl, name)
         return admin_token_view(token, value)
+
+    async def list_admin_tokens(self) -> list[Document]:
+        now = self.management.clock()
+        return [admin_token_state(t, now) for t in await self.store.list_admin_tokens()]
+
+    async def revoke_admin_token(self, token_id: str) -> bool:
+        return await self.management.revoke_admin_token(token_id)
 
     async def audit(
         self, since: int = 0, client_id: str | None = None, after: int = 0, limit: int = 1000

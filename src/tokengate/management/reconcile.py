@@ -72,8 +72,10 @@ def changes_for(want: Declared, have: Client | None) -> list[Change]:
         created = _differences(ClientMetadata(name=""), want.metadata)
         return [Change(Kind.CREATE, want.client_id, created, want)]
     changes: list[Change] = []
-    # A file does not declare the auth method (both are accepted): keep the stored one.
-    declared = replace(want.metadata, auth_method=have.auth_method)
+    # A file does not declare the auth method (both are accepted) nor keys: keep the stored.
+    declared = replace(
+        want.metadata, auth_method=have.auth_method, jwks=have.jwks, jwks_uri=have.jwks_uri
+    )
     differences = _differences(metadata_of(have), declared)
     if have.disabled:
         differences += (("disabled", True, False),)

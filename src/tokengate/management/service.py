@@ -18,6 +18,8 @@ from typing import Any
 
 from tokengate.core import credentials
 from tokengate.core.audit import Action, AuditEntry, Outcome, entry, hashed
+from tokengate.core.client_assertion import METHOD as PRIVATE_KEY_JWT
+from tokengate.core.errors import InvalidRequest
 from tokengate.core.models import AdminRole, AdminToken, Client
 from tokengate.core.registration import ClientMetadata, with_metadata
 from tokengate.core.scopes import format_scope
@@ -76,9 +78,12 @@ class Management:
         registered: bool = False,
     ) -> NewClient:
         """A new client (`ValueError` if `client_id` exists); a secret is made unless the
-        digest of one is given (then `NewClient.secret` is empty: it is not known here)."""
+        digest of one is given (then `NewClient.secret` is empty: it is not known here). A
+        `private_key_jwt` client gets the digest of a secret nobody is given, and no secret."""
         secret = "" if secret_hash else credentials.new_client_secret()
         secret_hash = secret_hash or credentials.hash_value(secret)
+        if not metadata.has_secret:
+            secret = ""
         token = credentials.new_registration_token() if registered else None
         now = self._now()
         client = with_metadata(
@@ -114,7 +119,11 @@ class Management:
         return (changed, token) if await self._done(ok, note) else None
 
     async def rotate_secret(self, client_id: str, grace: int) -> str | None:
-        """A new secret; the old one works `grace` more seconds. None if no such client."""
+        """A new secret; the old one works `grace` more seconds. None if no such client;
+        `InvalidRequest` for a `private_key_jwt` client (it authenticates with keys only)."""
+        client = await self.store.get_client(client_id)
+        if client is not None and client.auth_method == PRIVATE_KEY_JWT:
+            raise InvalidRequest("a private_key_jwt client has no secret to rotate")
         secret = credentials.new_client_secret()
         ok = await self._rotate(client_id, credentials.hash_value(secret), grace)
         return secret if ok else None
@@ -182,6 +191,12 @@ class Management:
         await self.store.add_admin_token(token, audit=note)
         logged(note)
         return token, value
+
+    async def revoke_admin_token(self, token_id: str) -> bool:
+        """Revoke the admin token named `token_id` at once (every replica reads it per request)."""
+        note = dataclasses.replace(self._entry(Action.ADMIN_TOKEN_REVOKED, None), target=token_id)
+        ok = await self.store.revoke_admin_token(token_id, self._now(), audit=note)
+        return await self._done(ok, note)
 
     async def overview(self, window: int = 3600) -> list[Overview]:
         """Every client with its tokens issued in the last `window` seconds and last issue."""

@@ -4,6 +4,7 @@ secret or a secret's hash."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tokengate.core.models import AdminToken, Client
@@ -40,11 +41,32 @@ def client_view(
         "secret_rotated_at": client.secret_rotated_at,
         "secrets": secret_states(client, now),
         "registered": client.registration_token_hash is not None,
+        "token_endpoint_auth_method": client.auth_method,
     }
+    if client.jwks_uri is not None:
+        view["jwks_uri"] = client.jwks_uri
+    if client.jwks is not None:
+        view["jwks"] = json.loads(client.jwks)
     if activity is not None:
         view["tokens_issued_last_hour"] = activity.issued_since
         view["last_token_issued_at"] = activity.last_issued_at
     return view
+
+
+def admin_token_state(token: AdminToken, now: float) -> dict[str, Any]:
+    """An admin token as listed: its public id, role, dates and state, never its digest."""
+    state = "revoked" if token.revoked_at is not None else "active"
+    if state == "active" and now >= token.expires_at:
+        state = "expired"
+    return {
+        "token_id": token.token_id,
+        "role": token.role.value,
+        "name": token.name,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+        "state": state,
+    }
 
 
 def admin_token_view(token: AdminToken, value: str) -> dict[str, Any]:

@@ -9,7 +9,9 @@ an admin token (`tokengate admin-tokens create --admin`) as the Bearer credentia
     POST   /admin/api/clients/{id}/rotate-secret   {"grace": seconds} → the new secret, once
     POST   /admin/api/clients/{id}/disable         disable, revoking its tokens
     POST   /admin/api/tokens/revoke                {"token": value} → {"revoked": bool}
+    GET    /admin/api/admin-tokens                 every admin token: id, role, dates, state
     POST   /admin/api/admin-tokens                 {"role", "ttl", "name"} → 201, token once
+    POST   /admin/api/admin-tokens/{id}/revoke     revoke at once (404 if none or already)
     GET    /admin/api/audit?since=&client_id=&after=&limit=   audit entries, oldest first
 
 Errors are OAuth-style JSON: 400 `invalid_request` / `invalid_client_metadata`, 401
@@ -109,12 +111,14 @@ def _route(method: str, parts: list[str]) -> Route:
         ("clients", "*", "rotate-secret"): {"POST": _rotate},
         ("clients", "*", "disable"): {"POST": _disable},
         ("tokens", "revoke"): {"POST": _revoke},
-        ("admin-tokens",): {"POST": _admin_token},
+        ("admin-tokens",): {"GET": _admin_tokens, "POST": _admin_token},
+        ("admin-tokens", "*", "revoke"): {"POST": _revoke_admin_token},
         ("audit",): {"GET": _audit},
     }
-    shape = tuple("*" if i == 1 and parts[0] == "clients" else p for i, p in enumerate(parts))
+    named = parts[0] in ("clients", "admin-tokens")  # the second segment is an id
+    shape = tuple("*" if i == 1 and named else p for i, p in enumerate(parts))
     handlers = shapes.get(shape)
-    if handlers is None or (len(parts) > 1 and parts[0] == "clients" and not parts[1]):
+    if handlers is None or (len(parts) > 1 and named and not parts[1]):
         raise NotFound("no such management resource")
     handler = handlers.get(method)
     if handler is None:
@@ -179,6 +183,16 @@ async def _admin_token(request: _Request) -> Response:
         raise InvalidRequest("name must be a string of at most 200 characters")
     made = await request.ops.create_admin_token(AdminRole(role), ttl, name)
     return json_response(201, made)
+
+
+async def _admin_tokens(request: _Request) -> Response:
+    return json_response(200, {"admin_tokens": await request.ops.list_admin_tokens()})
+
+
+async def _revoke_admin_token(request: _Request) -> Response:
+    if not await request.ops.revoke_admin_token(request.parts[1]):
+        raise NotFound("no such admin token, or already revoked")
+    return json_response(200, {"token_id": request.parts[1], "revoked": True})
 
 
 async def _audit(request: _Request) -> Response:

@@ -234,11 +234,13 @@ class AuthorizationServer:
         await serve_lifespan(receive, send, self.startup, self.shutdown, log)
 
     async def startup(self) -> None:
-        """Open the store (creating the schema) and start the expired-token purger."""
+        """Open the store (creating the schema) and start the expired-token purger (in the one
+        process that purges: `Settings.purger`)."""
         self._loop = asyncio.get_running_loop()
         await self.store.open()
         await self.hub.start()
-        self._purger = asyncio.create_task(self._purge_forever())
+        if self.settings.purger:
+            self._purger = asyncio.create_task(self._purge_forever())
 
     def begin_shutdown(self) -> None:
         """End every event stream now (callable from a signal handler or another thread), so
@@ -250,6 +252,7 @@ class AuthorizationServer:
     async def shutdown(self) -> None:
         """Stop background work and close the store."""
         self.endpoints.body.close()
+        await self.endpoints.jwks.close()
         await self.hub.stop()
         if self._purger is not None:
             self._purger.cancel()
@@ -262,6 +265,7 @@ class AuthorizationServer:
             await asyncio.sleep(self.settings.purge_interval)
             try:
                 purged = await self.store.purge_expired(int(self._clock()))
+                await self.store.purge_assertions(int(self._clock()))
             except PurgeInProgress:  # another replica or worker is purging: its turn
                 continue
             except Exception:  # a failed purge is retried next interval

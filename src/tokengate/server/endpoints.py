@@ -6,22 +6,27 @@ store → render. Errors are raised as `OAuthError` and rendered by the app.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tokengate.asgi.body import BodyReader
 from tokengate.asgi.types import Receive
-from tokengate.core import client_auth, introspection, revocation, token_endpoint
+from tokengate.core import client_assertion, client_auth, introspection, revocation, token_endpoint
 from tokengate.core.conditional import entity_tag, none_match
 from tokengate.core.credentials import hash_value
+from tokengate.core.decoys import DECOY_TOKEN
 from tokengate.core.errors import InvalidClient, TooManyRequests
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
-from tokengate.core.models import Client
+from tokengate.core.models import AccessToken, Client
 from tokengate.core.responses import Response, json_response
+from tokengate.core.wire import EVENTS_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
 from tokengate.server.audit_log import SecurityEvents
 from tokengate.server.auth_cache import AuthCache
+from tokengate.server.issuance_rate import IssuanceLimiter
+from tokengate.server.jwks import JwksResolver
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.request_headers import PEER
 from tokengate.server.settings import Settings
@@ -37,6 +42,9 @@ _REVALIDATE = (b"cache-control", b"no-cache")
 # responses only, and an obsolete HTTP/1.0 field (RFC 9111 §5.4), so it is left out here.
 _INTROSPECTION_HEADERS = ((b"cache-control", b"no-store"),)
 _INACTIVE = json_response(200, introspection.INACTIVE, _INTROSPECTION_HEADERS)
+# Form parameters that carry credentials: a request with any of them is never served from the
+# auth cache (an assertion in particular is verified, and its jti recorded, every time).
+_BODY_CREDENTIALS = ("client_id", "client_secret", "client_assertion", "client_assertion_type")
 
 
 class Endpoints:
@@ -51,6 +59,7 @@ class Endpoints:
         *,
         on_revocation: Callable[[], None] = lambda: None,
         cache_trusted: Callable[[], bool] = lambda: False,
+        jwks: JwksResolver | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -60,8 +69,11 @@ class Endpoints:
         self.auth_cache = AuthCache()
         self.body = BodyReader(settings.max_body_bytes, settings.body_timeout)
         self.throttle = AuthThrottle(settings.throttle)
+        rate = settings.max_token_rate
+        self.issuance = None if rate is None else IssuanceLimiter(rate)
         self.token_cache = TokenCache(is_trusted=cache_trusted)
         self.security = SecurityEvents(store, clock, settings.throttle.window_seconds)
+        self.jwks = jwks or JwksResolver()
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -73,7 +85,7 @@ class Endpoints:
         return parse_form(body)
 
     async def _client(
-        self, headers: dict[str, str], form: dict[str, list[str]]
+        self, headers: dict[str, str], form: dict[str, list[str]], path: str
     ) -> client_auth.Authenticated:
         realm = self.settings.realm
         creds = client_auth.presented_credentials(headers.get("authorization"), form, realm)
@@ -85,16 +97,46 @@ class Endpoints:
             raise
         stored = await self.store.get_client(creds.client_id)
         try:
+            if isinstance(creds, client_auth.PresentedAssertion):
+                return await self._assertion(creds, stored, path)
             return client_auth.authenticate_at(creds, stored, realm, self.clock())
         except InvalidClient:
             self.throttle.failed(creds.client_id, peer)
             raise
 
+    async def _assertion(
+        self, creds: client_auth.PresentedAssertion, stored: Client | None, path: str
+    ) -> client_auth.Authenticated:
+        """RFC 7523 §3: verify the assertion with the client's keys, then record its jti."""
+        realm = self.settings.realm
+        client = client_auth.check_assertion_client(stored, realm)
+        base = self.settings.issuer.rstrip("/")
+        audiences = {self.settings.issuer, base, base + TOKEN_PATH, base + path}
+        try:
+            keys = await self.jwks.keys(client)
+            try:
+                verified = client_assertion.verify_assertion(
+                    creds.assertion, client.client_id, keys, audiences, self.clock()
+                )
+            except client_assertion.UnknownKey:
+                fresh = await self.jwks.refreshed(client)
+                if fresh is None:
+                    raise
+                verified = client_assertion.verify_assertion(
+                    creds.assertion, client.client_id, fresh, audiences, self.clock()
+                )
+        except client_assertion.AssertionRefused as exc:
+            raise client_auth.invalid_client(realm, str(exc)) from None
+        key = client_assertion.replay_key(client.client_id, verified.jti)
+        if not await self.store.use_assertion(key, verified.expires_at):
+            raise client_auth.invalid_client(realm, "client_assertion was already used")
+        return client_auth.Authenticated(client, client.secret_hash)
+
     @staticmethod
     def _cache_key(headers: dict[str, str], form: dict[str, list[str]]) -> str | None:
         """The Basic header to key the auth cache by; None for credentials in the body."""
         authorization = headers.get("authorization")
-        if authorization is None or "client_id" in form or "client_secret" in form:
+        if authorization is None or any(name in form for name in _BODY_CREDENTIALS):
             return None
         return authorization
 
@@ -106,16 +148,17 @@ class Endpoints:
         return None if key is None else self.auth_cache.get(key)
 
     async def _authenticated(
-        self, headers: dict[str, str], form: dict[str, list[str]]
+        self, headers: dict[str, str], form: dict[str, list[str]], path: str
     ) -> client_auth.Authenticated:
-        """The authenticated client, from the auth cache when the same Basic header was seen."""
-        return self._cached_client(headers, form) or await self._authenticate(headers, form)
+        """The authenticated client, from the auth cache when the same Basic header was seen;
+        `path` is the endpoint called (an assertion's `aud` may name it)."""
+        return self._cached_client(headers, form) or await self._authenticate(headers, form, path)
 
     async def _authenticate(
-        self, headers: dict[str, str], form: dict[str, list[str]]
+        self, headers: dict[str, str], form: dict[str, list[str]], path: str
     ) -> client_auth.Authenticated:
         """Check the credentials (an auth-cache miss) and remember the client."""
-        auth = await self._client(headers, form)
+        auth = await self._client(headers, form, path)
         key = self._cache_key(headers, form)
         if key is not None:
             self.auth_cache.put(key, auth, self.clock())
@@ -124,8 +167,10 @@ class Endpoints:
     async def token(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 6749 §4.4 token request → §5.1 response."""
         form = await self._form(receive, headers)
-        auth = await self._authenticated(headers, form)
+        auth = await self._authenticated(headers, form, TOKEN_PATH)
         client = auth.client
+        if self.issuance is not None:
+            self.issuance.take(client.client_id)
         issued = token_endpoint.issue(client, form, int(self.clock()))
         try:
             # Atomic with the insert: the client is still enabled and still has this secret
@@ -141,43 +186,45 @@ class Endpoints:
         """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""
         form = await self._form(receive, headers)
         caller = (
-            self._cached_client(headers, form) or await self._authenticate(headers, form)
+            self._cached_client(headers, form)
+            or await self._authenticate(headers, form, INTROSPECT_PATH)
         ).client
         self._check_may_introspect(caller)
         token = introspection.presented_token(form)
         token_hash = hash_value(token)
         metrics = self.metrics
-        now = self.clock()
-        # A hit needs no format check: only well-formed tokens read from storage are cached.
-        cached = self.token_cache.get(token_hash)
+        # A hit needs no format check: only lookups of well-formed tokens are cached.
+        cached = self.token_cache.get(token_hash, caller.client_id)
         if cached is not None:
             metrics.cache_hits.value += 1
-            record, response = cached
-            if record.is_active(now) and introspection.visible_to(record, caller):
-                metrics.introspected_active.value += 1
-                return response
+            record, response = cached[0], cached[1]
+        elif introspection.worth_looking_up(token):
+            metrics.cache_misses.value += 1
+            record, response = await self._look_up(token_hash, caller.client_id)
+        else:
             metrics.introspected_inactive.value += 1
             return _INACTIVE
-        if not introspection.worth_looking_up(token):
-            metrics.introspected_inactive.value += 1
-            return _INACTIVE
-        metrics.cache_misses.value += 1
+        # Another audience's live token and an unknown one (the decoy) take the same steps here.
+        if introspection.shown(record, caller, self.clock()):
+            metrics.introspected_active.value += 1
+            return response
+        metrics.introspected_inactive.value += 1
+        return _INACTIVE
+
+    async def _look_up(self, token_hash: str, caller_id: str) -> tuple[AccessToken, Response]:
+        """Read a token from storage (the decoy when unknown), render and cache its answer."""
         stored = await self.store.get_token(token_hash)
-        claims = introspection.introspection_body(stored, caller, now, self.settings.issuer)
-        if claims is introspection.INACTIVE:
-            metrics.introspected_inactive.value += 1
-            return _INACTIVE
-        metrics.introspected_active.value += 1
+        record = DECOY_TOKEN if stored is None else stored
+        claims = introspection.claims(record, self.settings.issuer)
         response = json_response(200, claims, _INTROSPECTION_HEADERS)
-        if stored is not None:
-            self.token_cache.put(stored, response)
-        return response
+        self.token_cache.put(token_hash, record, response, caller_id)
+        return record, response
 
     async def introspecting_client(
         self, headers: dict[str, str], form: dict[str, list[str]]
     ) -> Client:
         """RFC 7662 §2.1: only clients created with the introspect permission may ask."""
-        caller = (await self._authenticated(headers, form)).client
+        caller = (await self._authenticated(headers, form, EVENTS_PATH)).client
         self._check_may_introspect(caller)
         return caller
 
@@ -188,7 +235,7 @@ class Endpoints:
     async def revoke(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7009 §2: 200 whether or not anything was revoked; durable before the 200."""
         form = await self._form(receive, headers)
-        caller = (await self._authenticated(headers, form)).client
+        caller = (await self._authenticated(headers, form, REVOKE_PATH)).client
         token_hash = revocation.token_hash_to_revoke(form)
         token = await self.store.get_token(token_hash) if token_hash else None
         if token_hash is not None and revocation.may_revoke(token, caller):
@@ -211,6 +258,9 @@ class Endpoints:
         return json_response(200, payload, validators)
 
     async def health(self, receive: Receive, headers: dict[str, str]) -> Response:
-        """Liveness and storage reachability."""
+        """Liveness and storage reachability; under `serve --workers`, which worker answered."""
         await self.store.last_position()
-        return json_response(200, {"status": "ok"})
+        worker = self.settings.worker
+        if worker is None:
+            return json_response(200, {"status": "ok"})
+        return json_response(200, {"status": "ok", "worker": worker, "pid": os.getpid()})

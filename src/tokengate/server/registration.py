@@ -76,7 +76,8 @@ class Registration:
         made = await management.create_client(metadata, registered=True)
         assert made.registration_token is not None
         answer = self._information(made.client, made.registration_token)
-        answer |= {"client_secret": made.secret, "client_secret_expires_at": 0}
+        if metadata.has_secret:
+            answer |= {"client_secret": made.secret, "client_secret_expires_at": 0}
         return json_response(201, answer)
 
     async def configure(

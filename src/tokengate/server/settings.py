@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tokengate.server.issuance_rate import TokenRate
 from tokengate.server.throttle import Limits
 
 
@@ -25,4 +26,11 @@ class Settings:
     event_queue_bytes: int = 1024 * 1024  # a stream further behind than this is disconnected
     access_log: bool = False
     throttle: Limits = field(default_factory=Limits)
+    # Tokens each client may be issued per second (and at once) in this process; past it 429
+    # `temporarily_unavailable` + Retry-After. None: no limit (`server.issuance_rate`).
+    max_token_rate: TokenRate | None = None
     admin_console: bool = False  # the browser console under /admin (`server.console`)
+    # With `serve --workers N`: this process's index (also reported by /healthz with its pid),
+    # and whether it is the one that purges expired tokens (worker 0).
+    worker: int | None = None
+    purger: bool = True

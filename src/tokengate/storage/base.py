@@ -180,6 +180,14 @@ class AdminTokenStore(Protocol):
     async def get_admin_token(self, token_hash: str) -> AdminToken | None:
         """The admin token with this hash, whatever its state."""
 
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        """Every admin token, whatever its state, oldest first."""
+
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        """Mark the token named `token_id` revoked at `at`; False if none is or it already was."""
+
 
 class AuditStore(Protocol):
     """The append-only audit log."""
@@ -199,7 +207,20 @@ class AuditStore(Protocol):
         if given, oldest first."""
 
 
-class Store(ClientStore, TokenStore, EventStore, AdminTokenStore, AuditStore, Protocol):
+class AssertionStore(Protocol):
+    """RFC 7523 §3 item 7 replay protection: client assertions seen, until they expire."""
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        """Record an assertion by `client_assertion.replay_key`; False (and nothing written)
+        when that key is already recorded: a replay. Durable when this returns."""
+
+    async def purge_assertions(self, before: int) -> int:
+        """Forget assertions whose `expires_at` <= `before`; returns how many."""
+
+
+class Store(
+    ClientStore, TokenStore, EventStore, AdminTokenStore, AuditStore, AssertionStore, Protocol
+):
     """A complete backend. `open` creates the schema (idempotent, safe to race)."""
 
     async def open(self) -> None:

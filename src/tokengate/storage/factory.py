@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tokengate.storage.base import Store
+
+if TYPE_CHECKING:
+    from tokengate.storage.sqlite.settings import SQLiteSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///tokengate.db"
 
 
-def open_store(url: str) -> Store:
-    """Build (not yet open) the backend named by `url`; raises `ValueError` for unknown schemes."""
+def open_store(url: str, *, sqlite: SQLiteSettings | None = None) -> Store:
+    """Build (not yet open) the backend named by `url`; raises `ValueError` for unknown schemes.
+    `sqlite` applies to a SQLite URL only."""
     if url in ("memory://", "memory:"):
         from tokengate.storage.memory import MemoryStore
 
@@ -16,7 +22,7 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:"):
         from tokengate.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(sqlite_path(url))
+        return SQLiteStore(sqlite_path(url), settings=sqlite)
     if url.startswith(("postgresql://", "postgres://")):
         from tokengate.storage.postgres import PostgresStore
 

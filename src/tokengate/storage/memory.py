@@ -18,6 +18,7 @@ class MemoryStore:
         self._events: list[RevocationEvent] = []
         self._admin_tokens: dict[str, AdminToken] = {}
         self._audit: list[AuditEntry] = []
+        self._assertions: dict[str, int] = {}
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -156,6 +157,18 @@ class MemoryStore:
             del self._tokens[key]
         return len(expired)
 
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        if key_hash in self._assertions:
+            return False
+        self._assertions[key_hash] = expires_at
+        return True
+
+    async def purge_assertions(self, before: int) -> int:
+        expired = [k for k, at in self._assertions.items() if at <= before]
+        for key in expired:
+            del self._assertions[key]
+        return len(expired)
+
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
         return self._events[position : position + limit]
 
@@ -170,6 +183,19 @@ class MemoryStore:
 
     async def get_admin_token(self, token_hash: str) -> AdminToken | None:
         return self._admin_tokens.get(token_hash)
+
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        return sorted(self._admin_tokens.values(), key=lambda t: (t.created_at, t.token_id))
+
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        for digest, token in self._admin_tokens.items():
+            if token.token_id == token_id and token.revoked_at is None:
+                self._admin_tokens[digest] = dataclasses.replace(token, revoked_at=at)
+                self._record(audit)
+                return True
+        return False
 
     async def append_audit(self, entry: AuditEntry) -> None:
         self._record(entry)

@@ -18,7 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tokengate.storage.schema import ADMIN_TOKENS, AUDIT, CLIENTS, TOKENS, Dialect, insert_into
+from tokengate.storage.schema import (
+    ADMIN_TOKENS,
+    ASSERTIONS,
+    AUDIT,
+    CLIENTS,
+    TOKENS,
+    Dialect,
+    insert_into,
+)
 
 FIRST_VERSION = 1  # the schema of the first release, created before migrations existed
 
@@ -41,12 +49,18 @@ def _v2(d: Dialect) -> list[str]:
     )
 
 
-# Migration 3 decodes hex on SQLite through this function, which `connect.migrate` registers
+def _v3_private_key_jwt(d: Dialect) -> list[str]:
+    # Self-contained: names its own columns and table, so it can be renumbered at a merge.
+    added = [d.add_column(CLIENTS, name) for name in ("jwks", "jwks_uri")]
+    return added + d.create_statements((ASSERTIONS,))
+
+
+# Migration 4 decodes hex on SQLite through this function, which `connect.migrate` registers
 # (SQLite's own `unhex` needs 3.41): the 32 bytes of 64 lower-case hex characters, else NULL.
 SQLITE_UNHEX = "tokengate_unhex"
 
 
-def _v3(d: Dialect) -> list[str]:
+def _v4_digest_keys(d: Dialect) -> list[str]:
     # Rows whose key is not what `hash_value` writes (64 lower-case hex characters) matched no
     # lookup before; they are dropped rather than given a key some lookup could match.
     if d.name == "postgres":
@@ -70,7 +84,14 @@ def _v3(d: Dialect) -> list[str]:
 # Versions after the first, in order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "rotation with grace, RFC 7591/7592 registration, admin tokens, audit log", _v2),
-    Migration(3, "token hashes as their 32 bytes: a smaller key and primary-key index", _v3),
+    Migration(
+        3,
+        "private_key_jwt: client JWKS columns and the assertion replay table",
+        _v3_private_key_jwt,
+    ),
+    Migration(
+        4, "token hashes as their 32 bytes: a smaller key and primary-key index", _v4_digest_keys
+    ),
 )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tokengate.core.audit import AuditEntry
+from tokengate.core.decoys import DECOY_CLIENT, DECOY_TOKEN
 from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
@@ -84,3 +85,25 @@ def client_update_params(client: Client) -> tuple[Any, ...]:
     """The parameters of `Dialect.update_client_metadata`: the metadata, then the id."""
     row = client_row(client)
     return (*(row[i] for i in _METADATA_AT), client.client_id)
+
+
+# A lookup that finds nothing decodes a decoy row all the same (and drops it), so that looking
+# up an unknown client id or token costs what finding one does (see `tokengate.core.decoys`).
+# Lookups return `(found, *columns)`: SQLite's query returns the decoy itself on a miss.
+DECOY_CLIENT_ROW = client_row(DECOY_CLIENT)
+# The decoy's key is no digest (it must match nothing): stored form b"", 0 bytes, no stored key.
+DECOY_TOKEN_ROW = (b"", *token_row(dataclasses.replace(DECOY_TOKEN, token_hash="0" * 64))[1:])
+NO_CLIENT = (0, *DECOY_CLIENT_ROW)
+NO_TOKEN = (0, *DECOY_TOKEN_ROW)
+
+
+def found_client(lookup: Sequence[Any]) -> Client | None:
+    """The client of a `(found, *columns)` lookup row; None for the decoy (at a hit's cost)."""
+    client = client_from_row(lookup[1:])
+    return client if lookup[0] else None
+
+
+def found_token(lookup: Sequence[Any]) -> AccessToken | None:
+    """The token of a `(found, *columns)` lookup row; None for the decoy (at a hit's cost)."""
+    token = token_from_row(lookup[1:])
+    return token if lookup[0] else None

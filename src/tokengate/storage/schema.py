@@ -132,6 +132,9 @@ CLIENTS = Table(
         Column("previous_secret_expires_at", Type.INTEGER, nullable=True),
         Column("registration_token_hash", Type.TEXT, nullable=True),
         Column("auth_method", Type.TEXT, default="client_secret_basic"),
+        # Added by migration 3 (private_key_jwt, RFC 7523 §2.2).
+        Column("jwks", Type.TEXT, nullable=True),
+        Column("jwks_uri", Type.TEXT, nullable=True),
     ),
     primary_key="client_id",
     # Looked up by primary key only: WITHOUT ROWID keeps each row in the key's B-tree, one
@@ -142,7 +145,7 @@ CLIENTS = Table(
 # What `update_client` replaces: the metadata, not the secrets, the disabled flag or times.
 CLIENT_METADATA = (
     "name", "scopes", "audiences", "can_introspect", "token_ttl", "registration_token_hash",
-    "auth_method",
+    "auth_method", "jwks", "jwks_uri",
 )  # fmt: skip
 
 TOKENS = Table(
@@ -216,7 +219,21 @@ AUDIT = Table(
     ),
 )
 
-TABLES = (CLIENTS, TOKENS, EVENTS, ADMIN_TOKENS, AUDIT)
+# RFC 7523 §3 item 7: the `jti` of every client assertion seen, as SHA-256 of (client id, jti)
+# (`client_assertion.replay_key`), kept until the assertion expires, so a replay is refused
+# by every replica sharing the database. Added by migration 3.
+ASSERTIONS = Table(
+    "assertions",
+    (
+        Column("key_hash", Type.TEXT),
+        Column("expires_at", Type.INTEGER),
+    ),
+    primary_key="key_hash",
+    indexes=(Index("assertions_expires_at", ("expires_at",)),),
+    without_rowid=True,  # looked up by key only; two B-trees per row instead of three
+)
+
+TABLES = (CLIENTS, TOKENS, EVENTS, ADMIN_TOKENS, AUDIT, ASSERTIONS)
 
 
 @dataclass(frozen=True, slots=True)

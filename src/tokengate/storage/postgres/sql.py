@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
+    ASSERTIONS,
     AUDIT,
     CLIENTS,
     EVENTS,
@@ -38,6 +39,10 @@ ACTIVITY = (
 )
 ADMIN_TOKENS_INSERT = POSTGRES.insert(ADMIN_TOKENS)
 ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = %s"
+ADMIN_TOKENS_LIST = select(ADMIN_TOKENS) + " ORDER BY created_at, token_id"
+ADMIN_TOKENS_REVOKE = (
+    "UPDATE admin_tokens SET revoked_at = %s WHERE token_id = %s AND revoked_at IS NULL"
+)
 AUDIT_INSERT = POSTGRES.insert(AUDIT)
 AUDIT_AFTER = (
     select(AUDIT) + " WHERE position > %s AND occurred_at >= %s"
@@ -63,6 +68,11 @@ TOKENS_PURGE = (
 )
 PURGE_TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
 PURGE_UNLOCK = "SELECT pg_advisory_unlock(%s)"
+ASSERTION_USE = POSTGRES.insert(ASSERTIONS) + " ON CONFLICT DO NOTHING"
+ASSERTIONS_PURGE = (
+    "DELETE FROM assertions WHERE key_hash IN"
+    " (SELECT key_hash FROM assertions WHERE expires_at <= %s LIMIT %s)"
+)
 EVENTS_INSERT = (
     f"WITH e AS ({POSTGRES.insert(EVENTS)} RETURNING position)"  # noqa: S608
     " SELECT pg_notify(%s, position::text) FROM e"

@@ -46,6 +46,8 @@ from tokengate.storage.postgres.listen import ChangeListener
 from tokengate.storage.postgres.migrate import migrate
 from tokengate.storage.purge import paced
 from tokengate.storage.rows import (
+    NO_CLIENT,
+    NO_TOKEN,
     admin_token_from_row,
     admin_token_row,
     audit_from_row,
@@ -54,6 +56,8 @@ from tokengate.storage.rows import (
     client_row,
     client_update_params,
     event_from_row,
+    found_client,
+    found_token,
     token_from_row,
     token_row,
 )
@@ -62,6 +66,7 @@ from tokengate.storage.schema import digest_key
 # Outages of this driver, raised as StorageUnavailable (a PoolTimeout is an OperationalError).
 _OUTAGES = (psycopg.OperationalError, ConnectionError, TimeoutError)
 
+PURGE_CHUNK = 5000  # assertion keys per purge statement
 _EVENTS_LOCK = int.from_bytes(b"tgevents", "big")  # pg_advisory_xact_lock key (bigint)
 _PURGE_LOCK = int.from_bytes(b"tgpurge_", "big")  # pg_try_advisory_lock key: one purger
 
@@ -153,7 +158,7 @@ class PostgresStore:
 
     async def get_client(self, client_id: str) -> Client | None:
         row = await self._one(q.CLIENTS_GET, (client_id,))
-        return client_from_row(row) if row is not None else None
+        return found_client(NO_CLIENT if row is None else (1, *row))
 
     async def list_clients(self) -> list[Client]:
         return [client_from_row(row) for row in await self._all(q.CLIENTS_LIST)]
@@ -231,6 +236,18 @@ class PostgresStore:
         row = await self._one(q.ADMIN_TOKENS_GET, (token_hash,))
         return admin_token_from_row(row) if row is not None else None
 
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        return [admin_token_from_row(row) for row in await self._all(q.ADMIN_TOKENS_LIST, ())]
+
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            if (await conn.execute(q.ADMIN_TOKENS_REVOKE, (at, token_id))).rowcount == 0:
+                return False
+            await _audit(conn, audit)
+            return True
+
     async def append_audit(self, entry: AuditEntry) -> None:
         async with self._connection() as conn:
             await _audit(conn, entry)
@@ -288,7 +305,7 @@ class PostgresStore:
         async with self._connection() as conn:
             rows = await (await conn.execute(sql, (param,))).fetchall()
         found = {row[0]: token_from_row(row) for row in rows}
-        return [found.get(h) for h in hashes]
+        return [found[h] if h in found else found_token(NO_TOKEN) for h in hashes]
 
     async def revoke_token(
         self, token_hash: str, at: int, *, audit: AuditEntry | None = None
@@ -327,6 +344,23 @@ class PostgresStore:
                 return await paced(batch, pace)
             finally:
                 await _unlock_or_discard(conn)
+
+    # -- client assertions (RFC 7523 §3) --------------------------------------------------------
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        # One autocommitted statement: of two replicas racing with one jti, the primary key
+        # lets exactly one insert.
+        async with self._connection() as conn:
+            return (await conn.execute(q.ASSERTION_USE, (key_hash, expires_at))).rowcount == 1
+
+    async def purge_assertions(self, before: int) -> int:
+        total = 0
+        async with self._connection() as conn:
+            while (
+                n := (await conn.execute(q.ASSERTIONS_PURGE, (before, PURGE_CHUNK))).rowcount
+            ) > 0:
+                total += n
+        return total
 
     # -- events ------------------------------------------------------------------------------
 

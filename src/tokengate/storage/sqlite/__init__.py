@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tokengate.storage.sqlite.settings import SQLiteSettings
 from tokengate.storage.sqlite.store import SQLiteStore
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteSettings", "SQLiteStore"]

@@ -14,9 +14,10 @@ from typing import Any
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, EventKind
 from tokengate.storage.base import StaleClient
-from tokengate.storage.rows import audit_row
+from tokengate.storage.rows import DECOY_CLIENT_ROW, DECOY_TOKEN_ROW, audit_row
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
+    ASSERTIONS,
     AUDIT,
     CLIENTS,
     EVENTS,
@@ -27,12 +28,47 @@ from tokengate.storage.schema import (
     select,
 )
 
-CLIENTS_GET = select(CLIENTS) + " WHERE client_id = ?"
+PURGE_CHUNK = 5000  # rows per purge transaction, so a big purge never holds the lock long
+
+
+def _literal(value: Any) -> str:
+    """An SQL literal of one of our own constants (never input)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def or_decoy(lookup: str, decoy: tuple[Any, ...], rowid_table: str | None = None) -> str:
+    """`lookup` of at most one row as `SELECT 1, ...`, else the `decoy` row as `SELECT 0, ...`:
+    exactly one row, found or not, at nearly the same cost (reading a row costs ~2 us more than
+    finding none; see `tokengate.core.decoys`). In a rowid table a hit seeks twice (key index,
+    then the row): the decoy seeks a row of `rowid_table` at random too. UNION ALL runs its
+    parts in order: a hit stops at LIMIT 1 (were the order ever reversed, a hit would read as a
+    miss: fail closed)."""
+    found = lookup.replace("SELECT ", "SELECT 1, ", 1)
+    where = ""
+    if rowid_table is not None:  # ifnull(...) >= 0 is always true: only the seek matters
+        where = (
+            f" WHERE ifnull((SELECT rowid FROM {rowid_table} WHERE rowid >= abs(random()) %"  # noqa: S608 (identifiers)
+            f" ifnull((SELECT max(rowid) FROM {rowid_table}), 1) LIMIT 1), 0) >= 0"
+        )
+    return f"{found} UNION ALL SELECT 0, {', '.join(map(_literal, decoy))}{where} LIMIT 1"
+
+
+CLIENTS_GET = or_decoy(select(CLIENTS) + " WHERE client_id = ?", DECOY_CLIENT_ROW)
 CLIENTS_LIST = select(CLIENTS) + " ORDER BY created_at, client_id"
-TOKENS_GET = select(TOKENS) + " WHERE token_hash = ?"
+TOKENS_GET = or_decoy(select(TOKENS) + " WHERE token_hash = ?", DECOY_TOKEN_ROW, TOKENS.name)
 EVENTS_AFTER = select(EVENTS) + " WHERE position > ? ORDER BY position LIMIT ?"
 LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 ADMIN_TOKENS_GET = select(ADMIN_TOKENS) + " WHERE token_hash = ?"
+ADMIN_TOKENS_LIST = select(ADMIN_TOKENS) + " ORDER BY created_at, token_id"
+_ADMIN_TOKENS_REVOKE = (
+    "UPDATE admin_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL"
+)
 AUDIT_AFTER = (
     select(AUDIT) + " WHERE position > ? AND occurred_at >= ? AND (? IS NULL OR client_id = ?)"
     " ORDER BY position LIMIT ?"
@@ -60,6 +96,11 @@ _SECRET_SET = (
     " secret_hash = ?, secret_rotated_at = ? WHERE client_id = ?"
 )
 _EVENTS_INSERT = SQLITE.insert(EVENTS)
+_ASSERTION_USE = SQLITE.insert(ASSERTIONS) + " ON CONFLICT DO NOTHING"
+_ASSERTIONS_PURGE = (
+    "DELETE FROM assertions WHERE key_hash IN"
+    " (SELECT key_hash FROM assertions WHERE expires_at <= ? LIMIT ?)"
+)
 
 
 def insert_client(
@@ -88,6 +129,16 @@ def insert_admin_token(
     """Insert an admin token row; `ValueError` if the hash exists."""
     _insert(_ADMIN_TOKENS_INSERT, row, f"admin token {token_id}", conn)
     append_audit(audit, conn)
+
+
+def revoke_admin_token(
+    token_id: str, at: int, audit: AuditEntry | None, conn: sqlite3.Connection
+) -> bool:
+    """Mark an admin token revoked; False if there is no usable-or-expired one by that id."""
+    if conn.execute(_ADMIN_TOKENS_REVOKE, (at, token_id)).rowcount == 0:
+        return False
+    append_audit(audit, conn)
+    return True
 
 
 def append_audit(audit: AuditEntry | None, conn: sqlite3.Connection) -> None:
@@ -171,6 +222,16 @@ def revoke_token(
     if audit is not None:
         append_audit(dataclasses.replace(audit, client_id=rows[0][0]), conn)
     return True
+
+
+def use_assertion(key_hash: str, expires_at: int, conn: sqlite3.Connection) -> bool:
+    """Record an assertion's replay key; False if it was already recorded."""
+    return bool(conn.execute(_ASSERTION_USE, (key_hash, expires_at)).rowcount)
+
+
+def purge_assertions_chunk(before: int, conn: sqlite3.Connection) -> int:
+    """Delete up to PURGE_CHUNK expired assertion keys; returns how many."""
+    return conn.execute(_ASSERTIONS_PURGE, (before, PURGE_CHUNK)).rowcount
 
 
 def _insert(sql: str, row: tuple[Any, ...], what: str, conn: sqlite3.Connection) -> None:

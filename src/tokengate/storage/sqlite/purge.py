@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -61,12 +62,19 @@ def delete_batch(conn: sqlite3.Connection, cursor: int, before: int, limit: int)
 
 
 async def purge_file(
-    path: str, busy_timeout: float, thread: ThreadPoolExecutor, before: int, pace: PurgePace
+    path: str,
+    busy_timeout: float,
+    thread: ThreadPoolExecutor,
+    before: int,
+    pace: PurgePace,
+    *,
+    exclusive: bool = False,
 ) -> int:
     """Purge under the file's lock, batch by batch on `thread`; returns the rows deleted."""
     loop = asyncio.get_running_loop()
     with purge_lock(path):
-        conn = await loop.run_in_executor(thread, connect, path, busy_timeout)
+        open_ = functools.partial(connect, path, busy_timeout, exclusive=exclusive)
+        conn = await loop.run_in_executor(thread, open_)
         try:
 
             async def batch(cursor: int) -> tuple[int, int]:

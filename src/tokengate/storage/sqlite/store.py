@@ -16,12 +16,15 @@ join the next batch. Two other things would block the loop, and both are kept of
 for another process's write lock (the writer has no busy handler; a busy `BEGIN IMMEDIATE` is
 retried with `asyncio.sleep` backoff up to `busy_timeout`, see `busy`) and WAL checkpoints
 (automatic checkpoints are off on the writer; `checkpoint` runs a PASSIVE one every second on
-its own connection). A caller cancelled while its write is queued is dropped; a duplicate or
-stale-client write fails alone; a failed transaction fails its whole batch.
+its own connection, and keeps the `-wal` file under `SQLiteSettings.wal_limit` by pausing
+writes for a TRUNCATE one). A caller cancelled while its write is queued is dropped; a
+duplicate or stale-client write fails alone; a failed transaction fails its whole batch.
 
-An `OperationalError` (locked past `busy_timeout`, I/O error, unopenable file) is raised as
-`StorageUnavailable`. Only hashes are stored (RFC 6749 §10.3, RFC 9700 §4.9.3); a
-revocation-type write appends its event in the same transaction as the change it records.
+Files this process cannot read and write are refused at `open`, naming the file (`files`). An
+`OperationalError` (locked past `busy_timeout`, I/O error, disk full, read-only file) is
+logged with the database's path and raised as `StorageUnavailable`. Only hashes are stored
+(RFC 6749 §10.3, RFC 9700 §4.9.3); a revocation-type write appends its event in the same
+transaction as the change it records.
 """
 
 from __future__ import annotations
@@ -47,14 +50,17 @@ from tokengate.storage.rows import (
     client_row,
     client_update_params,
     event_from_row,
-    token_from_row,
+    found_client,
+    found_token,
     token_row,
 )
 from tokengate.storage.schema import digest_key
 from tokengate.storage.sqlite import ops
-from tokengate.storage.sqlite.checkpoint import checkpoint_forever
+from tokengate.storage.sqlite.checkpoint import WalBound
 from tokengate.storage.sqlite.connect import connect, migrate, open_reader, open_writer
+from tokengate.storage.sqlite.files import FailureLog, unusable
 from tokengate.storage.sqlite.purge import delete_batch, purge_file
+from tokengate.storage.sqlite.settings import SQLiteSettings
 from tokengate.storage.sqlite.transaction import Op, run_group
 
 MAX_BATCH = 1000  # writes per group transaction, so other processes wait for the lock briefly
@@ -65,23 +71,37 @@ _T = TypeVar("_T")
 class SQLiteStore:
     """A `Store` in one SQLite file; `:memory:` gives one private connection (tests, demos)."""
 
-    def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout: float = 10.0,
+        settings: SQLiteSettings | None = None,
+    ) -> None:
         self._path = path
         self._busy_timeout = busy_timeout
+        self.settings = settings or SQLiteSettings()
         self._in_memory = path in ("", ":memory:")
+        self._failures = FailureLog(path, exclusive=self.settings.exclusive)
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._writes = GroupCommit(self._commit, max_batch=MAX_BATCH, max_in_flight=1)
+        self.wal: WalBound | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._committer: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
-        """Connect, switch to WAL and migrate the schema (safe when several processes race)."""
+        """Check the files, connect, switch to WAL and migrate the schema (safe when several
+        processes race); a file this process cannot use is refused by name."""
+        if not self._in_memory:
+            problem = unusable(self._path, exclusive=self.settings.exclusive)
+            if problem is not None:
+                raise StorageUnavailable(f"SQLite {self._path}: {problem}")
         try:
             await self._open()
         except sqlite3.OperationalError as exc:
-            raise StorageUnavailable(f"SQLite: {exc}") from exc
+            raise StorageUnavailable(self._failures.describe(exc)) from exc
 
     async def _open(self) -> None:
         if self._in_memory:
@@ -91,33 +111,38 @@ class SQLiteStore:
             return
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokengate-sqlite")
         loop = asyncio.get_running_loop()
+        path, timeout, exclusive = self._path, self._busy_timeout, self.settings.exclusive
+        makers = (
+            functools.partial(open_writer, exclusive=exclusive, wal_limit=self.settings.wal_limit),
+            functools.partial(open_reader, exclusive=exclusive),
+            functools.partial(connect, exclusive=exclusive),  # the checkpointer's
+        )
+        opened: list[sqlite3.Connection] = []
         try:
-            self._writer = await loop.run_in_executor(
-                thread, open_writer, self._path, self._busy_timeout
-            )
-            self._reader = await loop.run_in_executor(
-                thread, open_reader, self._path, self._busy_timeout
-            )
+            for make in makers:  # one by one: on failure, `opened` holds what to close
+                opened.append(await loop.run_in_executor(thread, make, path, timeout))  # noqa: PERF401
         except BaseException:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            for conn in opened:
+                conn.close()
             thread.shutdown(wait=False)
             raise
+        self._writer, self._reader, checkpointing = opened
         self._thread = thread
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokengate-commit")
-        self._checkpointer = loop.create_task(
-            checkpoint_forever(self._path, self._busy_timeout, thread)
-        )
+        self.wal = WalBound(checkpointing, path, self.settings.wal_limit, thread)
+        self._checkpointer = loop.create_task(self.wal.run_forever())
 
     async def close(self) -> None:
-        """Commit every queued write, then close both connections."""
+        """Commit every queued write, then close the connections."""
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
         await self._writes.drain()
+        if self.wal is not None:
+            await self.wal.close()
+            self.wal = None
         reader, writer, thread = self._reader, self._writer, self._thread
         self._reader = self._writer = self._thread = None
         if reader is not None and reader is not writer:
@@ -141,19 +166,17 @@ class SQLiteStore:
             # transaction at once instead of when the cursor is collected (it would pin the WAL).
             return self._reader.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
-            raise StorageUnavailable(f"SQLite: {exc}") from exc
+            raise StorageUnavailable(self._failures.report(exc)) from exc
 
     async def get_client(self, client_id: str) -> Client | None:
-        rows = self._rows(ops.CLIENTS_GET, (client_id,))
-        return client_from_row(rows[0]) if rows else None
+        return found_client(self._rows(ops.CLIENTS_GET, (client_id,))[0])
 
     async def list_clients(self) -> list[Client]:
         return [client_from_row(row) for row in self._rows(ops.CLIENTS_LIST)]
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
-        key = digest_key(token_hash)
-        rows = self._rows(ops.TOKENS_GET, (key,)) if key is not None else None
-        return token_from_row(rows[0]) if rows else None
+        key = digest_key(token_hash)  # b"" is no stored key: the decoy row, at a hit's cost
+        return found_token(self._rows(ops.TOKENS_GET, (key if key is not None else b"",))[0])
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
         return [event_from_row(row) for row in self._rows(ops.EVENTS_AFTER, (position, limit))]
@@ -164,6 +187,9 @@ class SQLiteStore:
     async def get_admin_token(self, token_hash: str) -> AdminToken | None:
         rows = self._rows(ops.ADMIN_TOKENS_GET, (token_hash,))
         return admin_token_from_row(rows[0]) if rows else None
+
+    async def list_admin_tokens(self) -> list[AdminToken]:
+        return [admin_token_from_row(row) for row in self._rows(ops.ADMIN_TOKENS_LIST)]
 
     async def audit_after(
         self,
@@ -221,6 +247,11 @@ class SQLiteStore:
         row = admin_token_row(token)
         await self._write(functools.partial(ops.insert_admin_token, row, token.token_id, audit))
 
+    async def revoke_admin_token(
+        self, token_id: str, at: int, *, audit: AuditEntry | None = None
+    ) -> bool:
+        return await self._write(functools.partial(ops.revoke_admin_token, token_id, at, audit))
+
     async def append_audit(self, entry: AuditEntry) -> None:
         await self._write(functools.partial(ops.append_audit, entry))
 
@@ -247,7 +278,24 @@ class SQLiteStore:
             return await paced(inline, pace)
         if self._thread is None:
             raise RuntimeError("SQLiteStore is not open")
-        return await purge_file(self._path, self._busy_timeout, self._thread, before, pace)
+        return await purge_file(
+            self._path,
+            self._busy_timeout,
+            self._thread,
+            before,
+            pace,
+            exclusive=self.settings.exclusive,
+        )
+
+    async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
+        return await self._write(functools.partial(ops.use_assertion, key_hash, expires_at))
+
+    async def purge_assertions(self, before: int) -> int:
+        total = 0
+        op = functools.partial(ops.purge_assertions_chunk, before)
+        while (n := await self._write(op)) > 0:
+            total += n
+        return total
 
     async def _write(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
         """Queue `op`; it runs in the next group transaction and this returns once committed."""
@@ -260,6 +308,9 @@ class SQLiteStore:
         writer = self._writer
         assert writer is not None  # close() drains the writes before closing
         try:
-            return await run_group(writer, batch, self._busy_timeout, self._committer)
+            if self.wal is None:  # `:memory:`
+                return await run_group(writer, batch, self._busy_timeout, None)
+            async with self.wal.writing():
+                return await run_group(writer, batch, self._busy_timeout, self._committer)
         except sqlite3.OperationalError as exc:  # nothing in the transaction was committed
-            raise StorageUnavailable(f"SQLite: {exc}") from exc
+            raise StorageUnavailable(self._failures.report(exc)) from exc
