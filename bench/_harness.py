@@ -8,6 +8,7 @@ until it answers (or dies); every wrk run is parsed once, errors included.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -454,6 +455,15 @@ def alternate(
 def column(rows: Sequence[Row], name: str) -> list[float]:
     """The samples of one case."""
     return [row[name] for row in rows]
+
+
+def wrk_arguments(
+    parser: argparse.ArgumentParser, *, rounds: int = 5, seconds: float = 5, connections: int = 32
+) -> None:
+    """The options every wrk benchmark takes: alternating rounds, seconds per run, connections."""
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--connections", type=int, default=connections)
 
 
 def median_ratio(rows: Sequence[Row], top: str, bottom: str) -> float:

@@ -29,6 +29,7 @@ from _harness import (
     introspect,
     median_ratio,
     run_wrk,
+    wrk_arguments,
     wrk_post_script,
 )
 
@@ -49,9 +50,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--connections", type=int, default=32)
+    wrk_arguments(parser)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tg-bench-"))

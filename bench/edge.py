@@ -50,6 +50,7 @@ from _harness import (
     run_wrk,
     server,
     tokengate,
+    wrk_arguments,
     wrk_script,
 )
 from revocation_latency import POLL_TIMEOUT, first_401, percentile, row, start_load, stop_load
@@ -228,9 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--connections", type=int, default=32)
+    wrk_arguments(parser)
     parser.add_argument("--revocations", type=int, default=200)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tg-edge-bench-"))

@@ -43,6 +43,7 @@ from _harness import (
     run_wrk,
     server,
     tokengate,
+    wrk_arguments,
     wrk_script,
 )
 
@@ -110,9 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--connections", type=int, default=32)
+    wrk_arguments(parser)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tg-bench-gw-"))

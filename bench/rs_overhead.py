@@ -36,6 +36,7 @@ from _harness import (
     introspect,
     median_ratio,
     run_wrk,
+    wrk_arguments,
     wrk_script,
 )
 
@@ -102,9 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--connections", type=int, default=32)
+    wrk_arguments(parser)
     parser.add_argument("--misses", type=int, default=300)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tg-rs-bench-"))

@@ -48,6 +48,7 @@ from _harness import (
     parse_wrk,
     serve_command,
     server,
+    wrk_arguments,
     wrk_command,
     wrk_post_script,
 )
@@ -118,9 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--connections", type=int, default=32)
+    wrk_arguments(parser)
     args = parser.parse_args()
     cpu: dict[str, list[float]] = {name: [] for name in CASES}
     with contextlib.ExitStack() as stack:

@@ -38,6 +38,7 @@ from _harness import (
     median_ratio,
     run_wrk,
     tree_cpu_seconds,
+    wrk_arguments,
     wrk_post_script,
 )
 
@@ -95,9 +96,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=2)
-    parser.add_argument("--connections", type=int, default=32)
+    wrk_arguments(parser, rounds=7, seconds=2)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tg-bench-workers-"))

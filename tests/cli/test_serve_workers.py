@@ -56,23 +56,21 @@ def test_auto_is_the_cpu_affinity() -> None:
     assert usable_cores() == len(os.sched_getaffinity(0))
 
 
-def test_the_console_is_refused_with_several_workers(tmp_path: Path) -> None:
-    """Console sessions live in one process's memory: `--admin-console --workers 2` exits 2."""
+@pytest.mark.parametrize(
+    "flag",
+    [
+        pytest.param("--admin-console", id="console-sessions-in-one-process"),
+        pytest.param("--sqlite-exclusive", id="sqlite-file-locked-to-one-process"),
+    ],
+)
+def test_one_process_options_are_refused_with_several_workers(tmp_path: Path, flag: str) -> None:
+    """Console sessions live in one process's memory, an exclusive SQLite file is locked to one
+    process: with `--workers 2` either exits 2, naming the option, before any file is made."""
     database = f"sqlite:///{tmp_path / 'db'}"
-    args = ["--admin-console", "--workers", "2", "--database", database]
-    result = CliRunner().invoke(serve, args)
+    result = CliRunner().invoke(serve, [flag, "--workers", "2", "--database", database])
     assert result.exit_code == 2
-    assert "--admin-console" in result.output
+    assert flag in result.output
     assert "--workers 1" in result.output
-
-
-def test_an_exclusive_sqlite_file_is_refused_with_several_workers(tmp_path: Path) -> None:
-    """`--sqlite-exclusive` locks the file to one process: with `--workers 2` it exits 2."""
-    database = f"sqlite:///{tmp_path / 'db'}"
-    args = ["--sqlite-exclusive", "--workers", "2", "--database", database]
-    result = CliRunner().invoke(serve, args)
-    assert result.exit_code == 2
-    assert "--sqlite-exclusive" in result.output
     assert not (tmp_path / "db").exists()
 
 

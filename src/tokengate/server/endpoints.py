@@ -44,7 +44,9 @@ _INTROSPECTION_HEADERS = ((b"cache-control", b"no-store"),)
 _INACTIVE = json_response(200, introspection.INACTIVE, _INTROSPECTION_HEADERS)
 # Form parameters that carry credentials: a request with any of them is never served from the
 # auth cache (an assertion in particular is verified, and its jti recorded, every time).
-_BODY_CREDENTIALS = ("client_id", "client_secret", "client_assertion", "client_assertion_type")
+_BODY_CREDENTIALS = frozenset(
+    ("client_id", "client_secret", "client_assertion", "client_assertion_type")
+)
 
 
 class Endpoints:
@@ -136,7 +138,7 @@ class Endpoints:
     def _cache_key(headers: dict[str, str], form: dict[str, list[str]]) -> str | None:
         """The Basic header to key the auth cache by; None for credentials in the body."""
         authorization = headers.get("authorization")
-        if authorization is None or any(name in form for name in _BODY_CREDENTIALS):
+        if authorization is None or not _BODY_CREDENTIALS.isdisjoint(form):
             return None
         return authorization
 
