@@ -115,6 +115,10 @@ async def test_admin_tokens_are_listed_and_revoked_at_once(harness: Harness) -> 
     listed = (await call(harness, "GET", "/admin-tokens")).json()["admin_tokens"]
     mine = next(t for t in listed if t["token_id"] == token_id)
     assert (mine["state"], mine["revoked_at"]) == ("revoked", int(harness.clock.now))
+    register_only = {"Authorization": f"Bearer {await harness.admin_token(AdminRole.REGISTER)}"}
+    for method, path in (("GET", "/admin-tokens"), ("POST", f"/admin-tokens/{token_id}/revoke")):
+        refused = await harness.http.request(method, API + path, headers=register_only)
+        assert (refused.status_code, refused.json()["error"]) == (403, "insufficient_scope")
     notes = [
         e for e in await harness.store.audit_after(0) if e.action.value == "admin_token_revoked"
     ]

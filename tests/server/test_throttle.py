@@ -61,10 +61,11 @@ def test_limits_per_pair_and_per_address() -> None:
 def test_each_worker_gets_a_share_of_the_budget(workers: int, shares: tuple[int, int]) -> None:
     """`shared_by(N)`: each budget divided by N, rounded up, so N shares exceed the budget by
     less than N; the window is unchanged."""
-    limits = Limits(per_client_and_address=10, per_address=50, window_seconds=30)
+    limits = Limits(per_client_and_address=10, per_address=50, window_seconds=30, max_keys=1000)
     share = limits.shared_by(workers)
     assert (share.per_client_and_address, share.per_address) == shares
     assert share.window_seconds == 30
+    assert share.max_keys == 1000  # each worker's own table keeps the configured bound
     for whole, part in ((10, share.per_client_and_address), (50, share.per_address)):
         assert whole <= workers * part < whole + workers
 
