@@ -1,6 +1,7 @@
 """`pip install tokengate` alone (no extras) is the resource-server library: it protects an ASGI
 and a WSGI app, brings no database driver, ASGI server or Redis client, and a command that
-needs an extra says which one."""
+needs an extra says which one. `pip install 'tokengate[server]'`, what the README's demo command
+installs, runs the whole demo."""
 
 from __future__ import annotations
 
@@ -31,16 +32,21 @@ def _run(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess
     )
 
 
-@pytest.fixture(scope="module")
-def light_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with `pip install <this checkout>`, the exact pins, nothing else."""
-    venv = tmp_path_factory.mktemp("light") / "venv"
+def _venv(tmp_path_factory: pytest.TempPathFactory, name: str, requirement: str) -> Path:
+    """A fresh venv with `pip install <requirement>`, the exact pins, nothing else."""
+    venv = tmp_path_factory.mktemp(name) / "venv"
     made = _run(sys.executable, "-m", "venv", venv)
     assert made.returncode == 0, made.stderr
     pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    installed = _run(*pip, "-c", ROOT / "constraints.txt", ROOT)
+    installed = _run(*pip, "-c", ROOT / "constraints.txt", requirement)
     assert installed.returncode == 0, installed.stderr[-3000:]
     return venv
+
+
+@pytest.fixture(scope="module")
+def light_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout with no extras."""
+    return _venv(tmp_path_factory, "light", str(ROOT))
 
 
 def test_base_install_protects_asgi_and_wsgi_apps(light_venv: Path, tmp_path: Path) -> None:
@@ -65,3 +71,12 @@ def test_a_command_needing_an_extra_names_it(light_venv: Path) -> None:
     assert serve.returncode != 0
     assert "pip install 'tokengate[server]'" in serve.stderr
     assert "Traceback" not in serve.stderr
+
+
+def test_the_server_extra_runs_the_demo(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`tokengate[server]` alone (the demo command's install) has every module the demo's
+    commands import: the demo walks its whole flow and exits 0."""
+    venv = _venv(tmp_path_factory, "server", f"{ROOT}[server]")
+    demo = _run(venv / "bin" / "tokengate", "demo", timeout=180)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert "steps passed" in demo.stdout
