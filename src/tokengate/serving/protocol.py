@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from tokengate.serving.coalesce import HeldHead
 from tokengate.serving.limits import ServerLimits
 
 SLICE = 16 * 1024
@@ -53,7 +54,7 @@ class _Refused(Exception):
 class _Head:
     """Per-connection state of the head being received (one attribute on the protocol)."""
 
-    __slots__ = ("arriving", "read", "received", "refused", "timer")
+    __slots__ = ("arriving", "out", "read", "received", "refused", "timer")
 
     def __init__(self) -> None:
         self.arriving = False  # a head began in an earlier read and is not complete
@@ -61,6 +62,7 @@ class _Head:
         self.read = 0  # the length of the read being parsed
         self.timer: asyncio.TimerHandle | None = None  # its deadline, once it spans reads
         self.refused = False  # answered 431/408: what still comes is dropped
+        self.out: HeldHead | None = None  # what response cycles write to (`coalesce`)
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -82,6 +84,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._head.out = HeldHead(transport, self.loop)
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
@@ -150,6 +153,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         ):
             self._refuse(exc.__context__)
             return
+        self._release()
         message = "Invalid HTTP request received."
         self.logger.warning(message)
         self.send_400_response(message)
@@ -168,6 +172,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(_Refused(408, "Request head not received in time."))
 
     def _upgrade(self) -> None:
+        self._release()
         if self._should_upgrade():
             self.handle_websocket_upgrade()
         else:
@@ -185,7 +190,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if fields + len(self.url) > self.max_header_bytes:
                 raise _Refused(431, TOO_LARGE)
         self.waiting.pop(self, None)
+        earlier = self.cycle
         HttpToolsProtocol.on_headers_complete(self)  # not super(): this runs per request
+        cycle = self.cycle
+        if cycle is not earlier and head.out is not None:  # a new request (not an upgrade)
+            cycle.transport = head.out  # type: ignore[assignment]
+            head.out.expect_head = True
 
     def on_response_complete(self) -> None:
         HttpToolsProtocol.on_response_complete(self)
@@ -199,6 +209,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         earlier pipelined response is still being written: then only close."""
         self._head.arriving, self._head.refused = False, True
         self._cancel_head_timer()
+        self._release()
         transport = self.transport
         if transport.is_closing():
             return
@@ -223,6 +234,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
         ]
         return b"".join(head) + body
+
+    def _release(self) -> None:
+        """Write a held response head before the protocol writes to the transport itself."""
+        if self._head.out is not None:
+            self._head.out.release()
 
     def _cancel_head_timer(self) -> None:
         if self._head.timer is not None:
