@@ -86,7 +86,7 @@ class SQLiteStore:
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
-        self._writes = GroupCommit(self._commit, max_batch=MAX_BATCH, max_in_flight=1)
+        self._writes = GroupCommit(self._commit, max_batch=MAX_BATCH, max_in_flight=1, gather=True)
         self.wal: WalBound | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._committer: ThreadPoolExecutor | None = None
