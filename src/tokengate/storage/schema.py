@@ -64,9 +64,20 @@ def digest_key(hex_digest: str) -> bytes | None:
 
 DIGEST = Codec(digest_bytes, bytes.hex)
 SCOPES = Codec(lambda scopes: " ".join(sorted(scopes)), lambda text: frozenset(text.split()))
-AUDIENCES = Codec(
-    lambda audiences: json.dumps(list(audiences)), lambda text: tuple(json.loads(text))
-)
+
+
+def audiences_text(audiences: Iterable[str]) -> str:
+    """Audiences as their JSON array; no audience at all (most tokens) without the encoder,
+    which costs ~5% of a token issuance."""
+    return json.dumps(list(audiences)) if audiences else "[]"
+
+
+def audiences_from_text(text: str) -> tuple[str, ...]:
+    """The inverse of `audiences_text`."""
+    return () if text == "[]" else tuple(json.loads(text))
+
+
+AUDIENCES = Codec(audiences_text, audiences_from_text)
 FLAG = Codec(lambda flag: flag, bool)
 EVENT_KIND = Codec(lambda kind: kind.value, EventKind)
 ADMIN_ROLE = Codec(lambda role: role.value, AdminRole)
