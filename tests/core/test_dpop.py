@@ -166,6 +166,14 @@ REFUSED = [
     ),
     pytest.param(sign(claims(), jwk={"kty": "oct", "k": "c2VjcmV0"}), "jwk", id="jwk-oct"),
     pytest.param(sign(claims(), jwk=RSA.as_dict(private=False)), "alg", id="jwk-kind-not-alg"),
+    pytest.param(
+        sign(claims(), jwk={**EC.as_dict(private=False), "crv": "]-256"}),
+        "jwk",
+        id="jwk-unknown-crv",
+    ),
+    pytest.param(
+        sign(claims(), jwk={**EC.as_dict(private=False), "crv": "P-384"}), "jwk", id="jwk-P-384"
+    ),
     pytest.param(sign(claims(), kid="k1"), "not allowed", id="header-kid"),
     pytest.param(sign(claims(), crit=["b64"], b64=True), "not allowed", id="header-crit"),
     pytest.param(other_key_signature(), "signature", id="signed-by-another-key"),

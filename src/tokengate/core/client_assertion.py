@@ -79,7 +79,7 @@ def parse_jwks(document: object) -> KeySet:
         _check_public(key)
     try:
         key_set = KeySet.import_key_set({"keys": keys})
-    except (JoseError, ValueError, TypeError) as exc:
+    except (JoseError, ValueError, TypeError, KeyError) as exc:  # KeyError: an unknown "crv"
         raise BadJwks(f"jwks holds an unusable key: {exc}") from None
     for imported in key_set.keys:
         _check_kind(imported)
