@@ -70,6 +70,13 @@ class VerifiedProof:
     replay_until: int
 
 
+def replay_key(jkt: str, jti: str) -> str:
+    """The replay store's key of one proof: `dpop:` and the SHA-256 of (jkt, jti), a form no
+    `client_assertion.replay_key` (64 hex characters) can take."""
+    digest = hashlib.sha256(f"{jkt}\x00{jti}".encode("utf-8", "surrogatepass")).hexdigest()
+    return "dpop:" + digest
+
+
 def thumbprint(jwk: Mapping[str, object]) -> str:
     """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url without padding."""
     members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
