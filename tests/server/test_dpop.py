@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.dpop import DpopKey
 from tokengate.core.credentials import hash_value
@@ -263,3 +265,34 @@ async def test_nonce_key_outage_fails_closed() -> None:
         response = await dpop_token(harness, client, KEY.proof(TOKEN_URL, now=harness.clock()))
         assert response.status_code == 503
         assert "retry-after" in response.headers
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["htm", "htu", "iat", "jti", "nonce"]), JSON, max_size=2
+    ),
+    cut=st.integers(0, 2),
+)
+async def test_fuzzed_proofs_get_documented_answers(
+    harness: Harness, changes: dict[str, Any], cut: int
+) -> None:
+    """A valid grant with any proof variant is a DPoP token or `invalid_dpop_proof`, never else."""
+    client = await harness.register()
+    proof = KEY.proof(TOKEN_URL, now=harness.clock(), **changes)
+    response = await dpop_token(harness, client, proof[: len(proof) - cut])
+    if response.status_code == 200:
+        assert response.json()["token_type"] == "DPoP"
+    else:
+        refused(response)
