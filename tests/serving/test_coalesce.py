@@ -191,3 +191,15 @@ def test_closing_writes_the_held_head_first(loop: asyncio.AbstractEventLoop) -> 
     assert transport.closed
     _run(loop)
     assert transport.writes == [b"head"]
+
+
+def test_a_graceful_stop_writes_a_held_head_first(loop: asyncio.AbstractEventLoop) -> None:
+    """The server stopping right after a HEAD answer: the answer, then the close."""
+    protocol, transport = _connect(loop, _whole)
+    protocol.data_received(b"HEAD / HTTP/1.1\r\nhost: a\r\n\r\n")
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # one turn of the loop: the answer runs, its head is held
+    assert transport.writes == []
+    protocol.shutdown()
+    assert transport.closed
+    assert b"".join(transport.writes).startswith(b"HTTP/1.1 200 OK\r\n")

@@ -94,6 +94,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             oldest.transport.abort()
             oldest._forget()
 
+    def shutdown(self) -> None:
+        """uvicorn's graceful stop, after writing a held response head (a HEAD answer's)."""
+        self._release()
+        super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._forget()
         super().connection_lost(exc)
