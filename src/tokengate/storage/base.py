@@ -21,6 +21,7 @@ from typing import Protocol
 
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
+from tokengate.core.signing_keys import SigningKey
 
 
 class StaleClient(Exception):
@@ -218,8 +219,33 @@ class AssertionStore(Protocol):
         """Forget assertions whose `expires_at` <= `before`; returns how many."""
 
 
+class SigningKeyStore(Protocol):
+    """RFC 9701 §5: the server's signing keys (private halves sealed); a handful of rows."""
+
+    async def signing_keys(self) -> list[SigningKey]:
+        """Every stored key, oldest first."""
+
+    async def add_first_signing_key(self, key: SigningKey) -> bool:
+        """Insert `key` only while no stored key is unretired (`retire_at` None): the first
+        start's key, once however many replicas race; False (nothing written) otherwise."""
+
+    async def rotate_signing_key(
+        self, key: SigningKey, retire_at: int, *, audit: AuditEntry | None = None
+    ) -> int:
+        """In one transaction: every key not yet retiring gets `retire_at`, keys retired at or
+        before `key.created_at` are deleted, `key` is inserted (`ValueError` if its kid is
+        stored). Returns how many keys were given `retire_at`."""
+
+
 class Store(
-    ClientStore, TokenStore, EventStore, AdminTokenStore, AuditStore, AssertionStore, Protocol
+    ClientStore,
+    TokenStore,
+    EventStore,
+    AdminTokenStore,
+    AuditStore,
+    AssertionStore,
+    SigningKeyStore,
+    Protocol,
 ):
     """A complete backend. `open` creates the schema (idempotent, safe to race)."""
 

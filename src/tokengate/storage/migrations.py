@@ -23,6 +23,7 @@ from tokengate.storage.schema import (
     ASSERTIONS,
     AUDIT,
     CLIENTS,
+    SIGNING_KEYS,
     TOKENS,
     Dialect,
     insert_into,
@@ -81,6 +82,11 @@ def _v4_digest_keys(d: Dialect) -> list[str]:
     ]
 
 
+def _signing_keys(d: Dialect) -> list[str]:
+    # Self-contained (its own table only), so it can be renumbered at a merge.
+    return d.create_statements((SIGNING_KEYS,))
+
+
 # Versions after the first, in order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "rotation with grace, RFC 7591/7592 registration, admin tokens, audit log", _v2),
@@ -92,6 +98,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4, "token hashes as their 32 bytes: a smaller key and primary-key index", _v4_digest_keys
     ),
+    Migration(5, "RFC 9701 signed introspection: the server's signing keys", _signing_keys),
 )
 
 
