@@ -6,11 +6,13 @@ import functools
 import logging
 import socket
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tokengate.cli.common import database_option, store_for
+from tokengate.cli.key_encryption import kek_option, resolve_kek
 from tokengate.cli.serve_process import ServePlan, build_server, run_worker
 from tokengate.cli.serving import ServingOptions, WorkerCount, serving_options
 from tokengate.logs import configure_logging
@@ -137,6 +139,7 @@ _SQLITE = SQLiteSettings()
     help="Processes serving on the one port: a number, or auto (one per core). Caches stay"
     " coherent through the event log; see the README.",
 )
+@kek_option
 def serve(
     host: str,
     port: int,
@@ -155,6 +158,7 @@ def serve(
     max_event_streams: int,
     event_heartbeat: float,
     workers: int,
+    kek_file: Path | None,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     serving.limits(), serving.tls()  # checked here, before anything listens
@@ -188,6 +192,7 @@ def serve(
         throttle=throttle.shared_by(workers),
         max_token_rate=_token_rate(max_token_rate),
         admin_console=admin_console,
+        key_encryption_key=resolve_kek(database, kek_file),
     )
     plan = ServePlan(host, bound, database, sqlite, settings, serving, log_level, log_format)
     if not sockets:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from tokengate.asgi.body import BodyReader
 from tokengate.asgi.types import Receive
 from tokengate.core import (
@@ -300,7 +302,7 @@ class Endpoints:
         """RFC 8414 `jwks_uri`: the public keys that sign introspection responses (RFC 9701)."""
         if self.keys is None:
             return json_response(404, {"error": "not_found"})
-        return json_response(200, self.keys.jwks(self.clock()), _JWKS_HEADERS)
+        return Response(200, orjson.dumps(self.keys.jwks(self.clock())), _JWKS_HEADERS)
 
     async def health(self, receive: Receive, headers: dict[str, str]) -> Response:
         """Liveness and storage reachability; under `serve --workers`, which worker answered."""
