@@ -140,6 +140,14 @@ _SQLITE = SQLiteSettings()
     " coherent through the event log; see the README.",
 )
 @kek_option
+@click.option(
+    "--key-refresh-interval",
+    envvar="TOKENGATE_KEY_REFRESH_INTERVAL",
+    type=click.FloatRange(0.1, 300),
+    default=_DEFAULTS["key_refresh_interval"],
+    show_default=True,
+    help="Seconds between reads of the signing keys (keep it below keys rotate --delay).",
+)
 def serve(
     host: str,
     port: int,
@@ -159,6 +167,7 @@ def serve(
     event_heartbeat: float,
     workers: int,
     kek_file: Path | None,
+    key_refresh_interval: float,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     serving.limits(), serving.tls()  # checked here, before anything listens
@@ -193,6 +202,7 @@ def serve(
         max_token_rate=_token_rate(max_token_rate),
         admin_console=admin_console,
         key_encryption_key=resolve_kek(database, kek_file),
+        key_refresh_interval=key_refresh_interval,
     )
     plan = ServePlan(host, bound, database, sqlite, settings, serving, log_level, log_format)
     if not sockets:

@@ -79,7 +79,9 @@ class AuthorizationServer:
         )
         self.hub = EventHub(store, settings.event_poll_interval, fanout)
         kek = settings.key_encryption_key
-        self.keys = None if kek is None else KeyRing(store, kek, clock)
+        self.keys = (
+            None if kek is None else KeyRing(store, kek, clock, settings.key_refresh_interval)
+        )
         self.endpoints = Endpoints(
             settings, store, clock, self.metrics,
             on_revocation=self.hub.poke, cache_trusted=self.hub.is_current, keys=self.keys,
