@@ -143,7 +143,8 @@ async def test_unusable_current_key_is_503(signing: Signing) -> None:
     rs = await signing.register(introspect=True)
     other = key_sealing.parse_kek(key_sealing.new_kek())
     now = int(signing.clock.now)
-    await signing.store.rotate_signing_key(key_sealing.generate(other, now), now + 60)
+    await signing.store.rotate_signing_key(key_sealing.generate(other, now, delay=1), now + 60)
+    signing.clock.now += 1
     assert signing.app.keys is not None
     await signing.app.keys.refresh()
     response = await signing.http.post(
@@ -151,3 +152,27 @@ async def test_unusable_current_key_is_503(signing: Signing) -> None:
     )
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
+
+
+async def test_management_api_rotates(signing: Signing) -> None:
+    """`POST /admin/api/signing-keys/rotate`: the server seals with its KEK; audited by token."""
+    auth = {"Authorization": f"Bearer {await signing.admin_token()}"}
+    body = {"grace": 60, "delay": 0, "alg": "ES256"}
+    made = await signing.http.post("/admin/api/signing-keys/rotate", json=body, headers=auth)
+    assert made.status_code == 201, made.text
+    assert (made.json()["alg"], made.json()["state"]) == ("ES256", "pending")
+    signing.clock.now += 2  # a rotation's key activates after every stored one: here 1 s on
+    listed = (await signing.http.get("/admin/api/signing-keys", headers=auth)).json()
+    assert [k["state"] for k in listed["signing_keys"]] == ["published", "signing"]
+    [rotated] = [e for e in await signing.store.audit_after() if e.target == made.json()["kid"]]
+    assert rotated.actor.startswith("admin-token:")
+    for bad in ({"grace": -1}, {"delay": "soon"}, {"alg": "HS256"}, {"grace": True}):
+        refused = await signing.http.post("/admin/api/signing-keys/rotate", json=bad, headers=auth)
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_request")
+
+
+async def test_management_api_without_signing(harness: Harness) -> None:
+    """A server that does not sign has no signing keys to list or rotate: 404."""
+    auth = {"Authorization": f"Bearer {await harness.admin_token()}"}
+    answer = await harness.http.get("/admin/api/signing-keys", headers=auth)
+    assert answer.status_code == 404

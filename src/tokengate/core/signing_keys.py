@@ -55,7 +55,7 @@ def signing_key(keys: list[SigningKey], now: float) -> SigningKey | None:
 
 def jwks_document(keys: list[SigningKey], now: float) -> dict[str, Any]:
     """RFC 7517 §5 JWK Set of every published key: public members only."""
-    published = sorted((k for k in keys if k.published(now)), key=lambda k: (k.created_at, k.kid))
+    published = sorted((k for k in keys if k.published(now)), key=lambda k: (k.active_at, k.kid))
     return {"keys": [json.loads(k.public_jwk) for k in published]}
 
 

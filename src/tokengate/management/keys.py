@@ -26,9 +26,12 @@ async def rotate(
     """Add a key published now and signing after `delay`; the keys it replaces leave the JWKS
     `grace` seconds after that. `KeyUnusable` when `kek` does not open the current key: a key
     sealed under another KEK would be one the replicas cannot use."""
-    current = signing_keys.signing_key(await store.signing_keys(), now)
+    stored = await store.signing_keys()
+    current = signing_keys.signing_key(stored, now)
     if current is not None:
         key_sealing.unseal(kek, current.kid, current.sealed_private)
+    # The new key activates after every stored one (a tie would be broken by random kids).
+    delay = max([delay, *(k.active_at - now + 1 for k in stored)])
     key = key_sealing.generate(kek, now, alg=alg, delay=delay)
     retire_at = signing_keys.retire_at(now, delay, grace)
     audit = entry(
@@ -40,10 +43,10 @@ async def rotate(
 
 
 def key_views(keys: list[SigningKey], now: float) -> list[Document]:
-    """Each key's public facts and state: pending, signing, published (replaced, still in the
-    JWKS) or retired. Never the private half, sealed or not."""
+    """Each key's public facts and state, in activation order: pending, signing, published
+    (replaced, still in the JWKS) or retired. Never the private half, sealed or not."""
     current = signing_keys.signing_key(keys, now)
-    return [_view(k, now, current) for k in keys]
+    return [_view(k, now, current) for k in sorted(keys, key=lambda k: (k.active_at, k.kid))]
 
 
 def _view(key: SigningKey, now: float, current: SigningKey | None) -> Document:

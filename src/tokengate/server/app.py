@@ -104,7 +104,9 @@ class AuthorizationServer:
         self.registration = Registration(
             store, gate, e.body, settings.issuer, clock=clock, on_change=self.hub.poke
         )
-        self.admin_api = AdminApi(store, gate, e.body, clock, on_change=self.hub.poke)
+        self.admin_api = AdminApi(
+            store, gate, e.body, clock, on_change=self.hub.poke, keys=self.keys
+        )
         self.console = (
             Console(settings.issuer, store, gate, e.body, hub=self.hub, clock=clock)
             if settings.admin_console

@@ -28,6 +28,7 @@ from tokengate.core import key_sealing, signing_keys
 from tokengate.core.audit import SERVER_ACTOR, Action, entry
 from tokengate.core.errors import TemporarilyUnavailable
 from tokengate.core.signing_keys import SigningKey
+from tokengate.management import keys as key_service
 from tokengate.management.journal import record
 from tokengate.storage.base import Store
 
@@ -109,6 +110,19 @@ class KeyRing:
                 await self.refresh()
             except Exception:  # kept: the set read last; retried next interval
                 log.warning("could not read the signing keys", exc_info=True)
+
+    async def rotate(self, actor: str, *, grace: int, delay: int, alg: str) -> SigningKey:
+        """`management.keys.rotate` with this server's KEK; this replica sees the key at once."""
+        now = int(self._clock())
+        key = await key_service.rotate(
+            self._store, self._kek, now, actor, grace=grace, delay=delay, alg=alg
+        )
+        await self.refresh()
+        return key
+
+    def views(self) -> list[dict[str, Any]]:
+        """`management.keys.key_views` of the set as last read."""
+        return key_service.key_views(self._keys, self._clock())
 
     def signer(self, now: float) -> tuple[SigningKey, Key]:
         """The key that signs now and its private half; 503 when there is none usable."""
