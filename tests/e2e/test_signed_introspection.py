@@ -102,3 +102,21 @@ def test_two_replicas_agree_on_a_rotation(database_url: str, tmp_path: Path) -> 
         _eventually(lambda: all(_published(s.base_url) == [new] for s in (one, two)))
         listed = run_cli("keys", "list", "--database", database_url, env=env)
         assert f"{new}  RS256  signing" in listed
+
+
+def test_rotation_through_the_server(database_url: str, tmp_path: Path) -> None:
+    """`keys rotate --server`: the CLI holds no KEK; the server seals the key and signs with it."""
+    env = _env(database_url)
+    rs = create_client(database_url, "rs", "read", introspect=True)
+    made = run_cli("admin-tokens", "create", "--admin", "--database", database_url, "--json")
+    (token_file := tmp_path / "admin").write_text(json.loads(made)["admin_token"])
+    with running_server(database_url, log_dir=tmp_path, env=env) as server:
+        old = _signing_kid(server.base_url, rs)
+        remote = ["--server", server.base_url, "--admin-token-file", str(token_file)]
+        out = run_cli("keys", "rotate", "--delay", "0", "--alg", "ES256", "--json", *remote)
+        new = json.loads(out)["kid"]
+        _eventually(lambda: _signing_kid(server.base_url, rs) == new)
+        assert new != old
+        listed = run_cli("keys", "list", *remote)
+        assert f"{new}  ES256  signing" in listed
+        assert f"{old}  RS256  published" in listed
