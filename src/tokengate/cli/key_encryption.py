@@ -47,7 +47,13 @@ def resolve_kek(database: str, path: Path | None) -> bytes | None:
         file = sqlite_path(database)
         if file in ("", ":memory:"):
             return parse_kek(new_kek())
-        return _parsed(_beside(Path(file + ".kek")), f"{file}.kek")
+        beside = Path(file + ".kek")
+        if not beside.parent.is_dir():  # no database can be there either: the store says so
+            return None
+        try:
+            return _parsed(_beside(beside), str(beside))
+        except OSError as exc:
+            raise click.ClickException(f"key-encryption key {beside}: {exc.strerror}") from None
     return None
 
 
