@@ -90,7 +90,7 @@ class Endpoints:
         self.clock = clock
         self.metrics = metrics or ServerMetrics()
         self.on_revocation = on_revocation
-        self.auth_cache = AuthCache()
+        self.auth_cache = AuthCache(is_trusted=cache_trusted)
         self.body = BodyReader(settings.max_body_bytes, settings.body_timeout)
         self.throttle = AuthThrottle(settings.throttle)
         rate = settings.max_token_rate
