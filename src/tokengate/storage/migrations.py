@@ -83,7 +83,8 @@ def _v4_digest_keys(d: Dialect) -> list[str]:
 
 
 def _signing_keys(d: Dialect) -> list[str]:
-    # Self-contained (its own table only), so it can be renumbered at a merge.
+    # Self-contained (its own table only), so it can be renumbered at a merge: it becomes 6
+    # when DPoP's migration 5 (branch dpop-server) lands first.
     return d.create_statements((SIGNING_KEYS,))
 
 
