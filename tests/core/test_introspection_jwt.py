@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc import jws
 from joserfc.jwk import KeySet, OctKey, import_key
 
@@ -139,3 +141,25 @@ def test_algorithm_restriction() -> None:
     token, keys = _signed(alg="RS256")
     with pytest.raises(ResponseRefused):
         ij.verify_response(token, keys, Expected(ISSUER, RS, ("ES256",)), time.time())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_accept_field_is_answered(accept: str) -> None:
+    """No Accept value makes negotiation raise: the answer is a yes or a no."""
+    assert ij.wants_jwt(accept) in (True, False)
+
+
+def _dotted(raw: bytes) -> str:
+    third = len(raw) // 3
+    parts = (raw[:third], raw[third : 2 * third], raw[2 * third :])
+    return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=400), st.binary(max_size=400).map(_dotted)))
+def test_garbage_is_refused(body: str) -> None:
+    """Malformed responses (any text, any three base64url segments) are only ever refused."""
+    _, _, keys = _key()
+    with pytest.raises(ResponseRefused):
+        ij.verify_response(body, keys, Expected(ISSUER, RS), time.time())
