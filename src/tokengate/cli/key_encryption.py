@@ -41,20 +41,19 @@ def resolve_kek(database: str, path: Path | None) -> bytes | None:
     given = os.environ.get(KEK_ENV)
     if given:
         return _parsed(given, KEK_ENV)
-    if database in ("memory://", "memory:"):
+    file = sqlite_path(database) if database.startswith("sqlite:") else None
+    if database in ("memory://", "memory:") or file in ("", ":memory:"):
         return parse_kek(new_kek())
-    if database.startswith("sqlite:"):
-        file = sqlite_path(database)
-        if file in ("", ":memory:"):
-            return parse_kek(new_kek())
-        beside = Path(file + ".kek")
-        if not beside.parent.is_dir():  # no database can be there either: the store says so
-            return None
-        try:
-            return _parsed(_beside(beside), str(beside))
-        except OSError as exc:
-            raise click.ClickException(f"key-encryption key {beside}: {exc.strerror}") from None
-    return None
+    return None if file is None else _beside_database(Path(file + ".kek"))
+
+
+def _beside_database(beside: Path) -> bytes | None:
+    if not beside.parent.is_dir():  # no database can be there either: the store says so
+        return None
+    try:
+        return _parsed(_beside(beside), str(beside))
+    except OSError as exc:
+        raise click.ClickException(f"key-encryption key {beside}: {exc.strerror}") from None
 
 
 def _parsed(text: str, where: str) -> bytes:
