@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError, UnsupportedAlgorithmError
-from joserfc.jwa import JWSAlgModel
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
-from joserfc.jws import JWSRegistry
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import ECKey, JWKRegistry, KeySet, OKPKey, RSAKey
+
+from tokengate.core.jose import LimitedRegistry
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 METHOD = "private_key_jwt"
@@ -44,18 +44,7 @@ MIN_RSA_BITS = 2048
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
-class _Registry(JWSRegistry):
-    """joserfc's registry limited to `ALGORITHMS`, without its warning that `EdDSA` is
-    deprecated for `Ed25519` (RFC 9864): that is what clients send today, and a warning
-    filter would be process-global state."""
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        if name not in ALGORITHMS or name not in self.algorithms:
-            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
-        return self.algorithms[name]
-
-
-_REGISTRY = _Registry(algorithms=list(ALGORITHMS))
+_REGISTRY = LimitedRegistry(ALGORITHMS)
 
 
 class AssertionRefused(Exception):
@@ -86,15 +75,18 @@ def parse_jwks(document: object) -> KeySet:
     keys = document["keys"]
     if not 1 <= len(keys) <= MAX_KEYS:
         raise BadJwks(f"jwks must hold 1 to {MAX_KEYS} keys")
-    for key in keys:
-        _check_public(key)
+    return KeySet([public_key(key) for key in keys])
+
+
+def public_key(jwk: object) -> Any:
+    """One public signing key of the kinds `parse_jwks` accepts; `BadJwks` says what is wrong."""
+    _check_public(jwk)
     try:
-        key_set = KeySet.import_key_set({"keys": keys})
-    except (JoseError, ValueError, TypeError) as exc:
-        raise BadJwks(f"jwks holds an unusable key: {exc}") from None
-    for imported in key_set.keys:
-        _check_kind(imported)
-    return key_set
+        key = JWKRegistry.import_key(jwk)  # type: ignore[arg-type]  # a dict: checked above
+    except (JoseError, ValueError, TypeError, KeyError) as exc:  # KeyError: an unknown "crv"
+        raise BadJwks(f"an unusable key: {exc}") from None
+    _check_kind(key)
+    return key
 
 
 def _check_public(key: object) -> None:
@@ -143,7 +135,7 @@ def claimed_client_id(assertion: str) -> str:
         raise AssertionRefused("client_assertion must be a compact JWS")
     try:
         payload = json.loads(_b64decode(parts[1]))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise AssertionRefused("client_assertion payload is not JSON") from None
     sub = payload.get("sub") if isinstance(payload, dict) else None
     if not isinstance(sub, str) or not sub:
@@ -165,7 +157,7 @@ def verify_assertion(
         token = jwt.decode(assertion, keys, algorithms=ALGORITHMS, registry=_REGISTRY)
     except InvalidKeyIdError:
         raise UnknownKey("no key of the client has this kid") from None
-    except (JoseError, ValueError, TypeError) as exc:
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise AssertionRefused(f"client_assertion signature is not valid: {exc}") from None
     return _check_claims(token.claims, client_id, audiences, now)
 

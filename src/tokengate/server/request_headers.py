@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from tokengate.asgi.types import Scope
-from tokengate.core.errors import InvalidRequest
+from tokengate.core.errors import InvalidDpopProof, InvalidRequest
 
 # The peer address travels with the headers under a name no HTTP field can have.
 PEER = ":peer"
 _WANTED = {
     name.encode(): name
     for name in (
-        "authorization", "content-type", "content-length", "x-request-id", "if-none-match",
+        "authorization", "content-type", "content-length", "x-request-id", "if-none-match", "dpop",
         "accept",  # RFC 9701 §4: a signed introspection response is asked for with it
     )
 }  # fmt: skip
@@ -29,6 +29,8 @@ def request_headers(scope: Scope) -> dict[str, str]:
         if key is not None:
             value = raw_value.decode("latin-1")
             if key in found:
+                if key == "dpop":  # RFC 9449 §4.3 step 1: exactly one proof
+                    raise InvalidDpopProof("more than one DPoP header")
                 if key not in _LISTS:
                     raise InvalidRequest(f"repeated {key} header")
                 value = found[key] + ", " + value

@@ -34,6 +34,8 @@ class Settings:
     # and whether it is the one that purges expired tokens (worker 0).
     worker: int | None = None
     purger: bool = True
+    # RFC 9449 §8: DPoP proofs at the token endpoint must carry a nonce of ours (`DPoP-Nonce`).
+    dpop_nonce: bool = False
     # RFC 9701 signed introspection responses: the key-encryption key sealing the signing keys
     # in the store (`server.signing`). None: the server does not sign (and says so at start).
     key_encryption_key: bytes | None = field(default=None, repr=False)

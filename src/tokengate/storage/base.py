@@ -219,6 +219,14 @@ class AssertionStore(Protocol):
         """Forget assertions whose `expires_at` <= `before`; returns how many."""
 
 
+class SecretStore(Protocol):
+    """Secrets every replica and worker shares (the DPoP nonce key, RFC 9449 §8)."""
+
+    async def shared_secret(self, name: str, candidate: str, at: int) -> str:
+        """The secret stored as `name`, storing `candidate` first when there is none: of racing
+        callers exactly one stores, and all get the same value. Durable when this returns."""
+
+
 class SigningKeyStore(Protocol):
     """RFC 9701 §5: the server's signing keys (private halves sealed); a handful of rows."""
 
@@ -244,6 +252,7 @@ class Store(
     AdminTokenStore,
     AuditStore,
     AssertionStore,
+    SecretStore,
     SigningKeyStore,
     Protocol,
 ):

@@ -20,6 +20,7 @@ class MemoryStore:
         self._admin_tokens: dict[str, AdminToken] = {}
         self._audit: list[AuditEntry] = []
         self._assertions: dict[str, int] = {}
+        self._secrets: dict[str, str] = {}
         self._signing_keys: dict[str, SigningKey] = {}
 
     async def open(self) -> None:
@@ -170,6 +171,9 @@ class MemoryStore:
         for key in expired:
             del self._assertions[key]
         return len(expired)
+
+    async def shared_secret(self, name: str, candidate: str, at: int) -> str:
+        return self._secrets.setdefault(name, candidate)
 
     async def signing_keys(self) -> list[SigningKey]:
         return sorted(self._signing_keys.values(), key=lambda k: (k.created_at, k.kid))
