@@ -120,3 +120,23 @@ def test_rotation_through_the_server(database_url: str, tmp_path: Path) -> None:
         listed = run_cli("keys", "list", *remote)
         assert f"{new}  ES256  signing" in listed
         assert f"{old}  RS256  published" in listed
+
+
+def test_workers_share_one_first_key(database_url: str, tmp_path: Path) -> None:
+    """`serve --workers 2` on a fresh database: the racing first starts store one key, and
+    every worker signs with it."""
+    env = _env(database_url)
+    rs = create_client(database_url, "rs", "read", introspect=True)
+    with running_server(
+        database_url, log_dir=tmp_path, env=env, extra_args=["--workers", "2"]
+    ) as s:
+        workers: set[int] = set()
+        for _ in range(200):  # until both workers have answered (the kernel spreads connections)
+            workers.add(httpx.get(s.base_url + "/healthz").json()["worker"])
+            if workers == {0, 1}:
+                break
+        assert workers == {0, 1}
+        kids = {_signing_kid(s.base_url, rs) for _ in range(40)}
+    assert len(kids) == 1
+    listed = run_cli("keys", "list", "--json", "--database", database_url, env=env)
+    assert [json.loads(line)["kid"] for line in listed.splitlines()] == list(kids)
