@@ -63,6 +63,8 @@ class ValidatorOptions:
     circuit_cooldown: float
     redis_url: str | None
     tls_ca_file: Path | None
+    signed_introspection: bool = False
+    jwks_url: str | None = None
 
     def settings(self) -> ValidatorSettings:
         """Validated `ValidatorSettings`; a usage error names what is missing or wrong."""
@@ -87,6 +89,8 @@ class ValidatorOptions:
                 failure_threshold=self.circuit_threshold,
                 cooldown=self.circuit_cooldown,
                 ca_file=None if self.tls_ca_file is None else str(self.tls_ca_file),
+                signed_introspection=self.signed_introspection,
+                jwks_url=self.jwks_url,
             )
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
@@ -211,6 +215,14 @@ def _validator_option_list(prefix: str) -> list[Decorator]:
             help="Trust only the CAs in this PEM file for https:// calls out (to the issuer;"
             " the gateway's upstream too); default: the system's.",
         ),
+        env_option(
+            prefix,
+            "--signed-introspection/--no-signed-introspection",
+            default=False,
+            show_default=True,
+            help="Ask for RFC 9701 signed answers and accept nothing else (needs --issuer).",
+        ),
+        env_option(prefix, "--jwks-url", help="The issuer's JWKS (default: its jwks_uri)."),
     ]
 
 

@@ -47,12 +47,18 @@ class ValidatorSettings:
     shared_cache_timeout: float = 0.25
     allow_insecure: bool = False
     ca_file: str | None = None  # PEM CAs trusted for https:// to the issuer (None: the system's)
+    # RFC 9701: ask for signed answers and accept nothing else (needs `issuer`, the expected
+    # `iss`; the keys come from its metadata's `jwks_uri` unless `jwks_url` names them).
+    signed_introspection: bool = False
+    jwks_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.issuer is not None and self.introspection_url is not None:
             raise ValueError("give one of issuer or introspection_url, not both")
         if min(self.max_ttl, self.negative_ttl, self.outage_ttl) < 0 or self.max_entries < 0:
             raise ValueError("cache bounds must not be negative")
+        if self.signed_introspection and self.issuer is None:
+            raise ValueError("signed_introspection needs issuer (the expected iss)")
         if self.failure_threshold < 1 or self.cooldown <= 0 or self.shared_cache_timeout <= 0:
             raise ValueError("failure_threshold must be >= 1, cooldown and timeouts > 0")
 
