@@ -59,7 +59,7 @@ def print_round(index: int, row: Row) -> None:
 
 
 def verdict(ratio: float, target: float) -> str:
-    return f"{ratio:.2f}x  (target >= {target:.2f}x) {'PASS' if ratio >= target else 'MISS'}"
+    return f"{ratio:.3f}x  (target >= {target:.2f}x) {'PASS' if ratio >= target else 'MISS'}"
 
 
 def main() -> None:
