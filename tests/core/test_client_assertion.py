@@ -270,6 +270,9 @@ def test_assertion_client_must_be_registered_for_it() -> None:
             id="rsa-without-e",
         ),
         pytest.param({"keys": [{**EC.as_dict(private=False), "use": "enc"}]}, "sig", id="use-enc"),
+        pytest.param(
+            {"keys": [{**EC.as_dict(private=False), "crv": "]-256"}]}, "unusable", id="unknown-crv"
+        ),
         pytest.param({"keys": []}, "1 to", id="empty"),
         pytest.param({"keys": [EC.as_dict(private=False)] * 21}, "1 to", id="too-many"),
         pytest.param([EC.as_dict(private=False)], "keys", id="not-an-object"),

@@ -32,6 +32,10 @@ DESCRIPTION = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]+")
         pytest.param(e.InvalidScope, "invalid_scope", 400, id="rfc6749-5.2-invalid_scope"),
         pytest.param(e.InvalidTarget, "invalid_target", 400, id="rfc8707-2-invalid_target"),
         pytest.param(
+            e.InvalidDpopProof, "invalid_dpop_proof", 400, id="rfc9449-5-invalid_dpop_proof"
+        ),
+        pytest.param(e.UseDpopNonce, "use_dpop_nonce", 400, id="rfc9449-8-use_dpop_nonce"),
+        pytest.param(
             e.UnsupportedTokenType,
             "unsupported_token_type",
             400,

@@ -35,6 +35,7 @@ def make_client(client_id: str = "tgc_a", *, created_at: int = NOW) -> Client:
         auth_method="private_key_jwt",
         jwks='{"keys":[{"crv":"P-256","kty":"EC","x":"x","y":"y"}]}',
         jwks_uri="https://client.example/jwks.json",
+        dpop_bound_access_tokens=True,
     )
 
 
@@ -48,6 +49,7 @@ def make_token(client_id: str = "tgc_a", *, issued_at: int = NOW, ttl: int = 360
         audiences=("https://api.example",),
         issued_at=issued_at,
         expires_at=issued_at + ttl,
+        jkt="0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
     )
 
 
@@ -530,3 +532,24 @@ async def test_purge_forgets_only_expired_assertions(store: Store) -> None:
     assert await store.use_assertion(live, NOW + 300) is False
     assert await store.use_assertion(old, NOW + 60) is True
     assert await store.purge_assertions(NOW) == 0
+
+
+# -- shared secrets (the DPoP nonce key, RFC 9449 §8) ----------------------------------------
+
+
+async def test_shared_secret_keeps_the_first_value(store: Store) -> None:
+    """The first candidate stored under a name is what every later call gets."""
+    assert await store.shared_secret("dpop_nonce", "first", NOW) == "first"
+    assert await store.shared_secret("dpop_nonce", "second", NOW + 1) == "first"
+    assert await store.shared_secret("other", "third", NOW) == "third"
+
+
+async def test_replicas_agree_on_a_shared_secret(make_durable: MakeStore) -> None:
+    """Two stores on one database racing to create a secret all get one value, after reopen too."""
+    async with opened(make_durable) as one, opened(make_durable) as two:
+        values = await asyncio.gather(
+            *(s.shared_secret("dpop_nonce", f"c{i}", NOW) for i, s in enumerate((one, two) * 3))
+        )
+        assert len(set(values)) == 1
+    async with opened(make_durable) as again:
+        assert await again.shared_secret("dpop_nonce", "late", NOW) == values[0]

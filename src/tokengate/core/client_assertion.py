@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError, UnsupportedAlgorithmError
-from joserfc.jwa import JWSAlgModel
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
-from joserfc.jws import JWSRegistry
+
+from tokengate.core.jose import LimitedRegistry
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 METHOD = "private_key_jwt"
@@ -44,18 +44,7 @@ MIN_RSA_BITS = 2048
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
-class _Registry(JWSRegistry):
-    """joserfc's registry limited to `ALGORITHMS`, without its warning that `EdDSA` is
-    deprecated for `Ed25519` (RFC 9864): that is what clients send today, and a warning
-    filter would be process-global state."""
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        if name not in ALGORITHMS or name not in self.algorithms:
-            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
-        return self.algorithms[name]
-
-
-_REGISTRY = _Registry(algorithms=list(ALGORITHMS))
+_REGISTRY = LimitedRegistry(ALGORITHMS)
 
 
 class AssertionRefused(Exception):
@@ -90,7 +79,7 @@ def parse_jwks(document: object) -> KeySet:
         _check_public(key)
     try:
         key_set = KeySet.import_key_set({"keys": keys})
-    except (JoseError, ValueError, TypeError) as exc:
+    except (JoseError, ValueError, TypeError, KeyError) as exc:  # KeyError: an unknown "crv"
         raise BadJwks(f"jwks holds an unusable key: {exc}") from None
     for imported in key_set.keys:
         _check_kind(imported)

@@ -11,6 +11,8 @@ Exception tree::
     ├── UnsupportedGrantType    400
     ├── InvalidScope            400
     ├── InvalidTarget           400    (RFC 8707 §2)
+    ├── InvalidDpopProof        400    (RFC 9449 §5; the token endpoint)
+    ├── UseDpopNonce            400    (RFC 9449 §8; + `DPoP-Nonce`)
     ├── UnsupportedTokenType    400    (RFC 7009 §2.2.1)
     ├── AccessDenied            403    (authenticated client lacks a permission)
     ├── InvalidToken            401    (RFC 6750 §3.1; registration and admin bearer tokens)
@@ -98,6 +100,20 @@ class InvalidScope(OAuthError):
 
 class InvalidTarget(OAuthError):
     error = "invalid_target"
+    status_code = 400
+
+
+class InvalidDpopProof(OAuthError):
+    """RFC 9449 §5: the `DPoP` proof is missing (where required), malformed or invalid."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+
+
+class UseDpopNonce(OAuthError):
+    """RFC 9449 §8: retry with the nonce of the `DPoP-Nonce` header (which the caller sets)."""
+
+    error = "use_dpop_nonce"
     status_code = 400
 
 

@@ -43,6 +43,8 @@ class Client:
     # text) or the https URL it is fetched from; never both.
     jwks: str | None = None
     jwks_uri: str | None = None
+    # RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request must carry a DPoP proof.
+    dpop_bound_access_tokens: bool = False
 
     def previous_secret_at(self, now: float) -> str | None:
         """The previous secret's hash while its grace lasts at `now`, else None."""
@@ -64,6 +66,8 @@ class AccessToken:
     issued_at: int
     expires_at: int
     revoked_at: int | None = None
+    # RFC 9449 §6: the RFC 7638 thumbprint of the DPoP key the token is bound to; None: Bearer.
+    jkt: str | None = None
 
     def is_active(self, now: float) -> bool:
         """RFC 7662 §4: not revoked, not expired, already valid."""

@@ -218,8 +218,23 @@ class AssertionStore(Protocol):
         """Forget assertions whose `expires_at` <= `before`; returns how many."""
 
 
+class SecretStore(Protocol):
+    """Secrets every replica and worker shares (the DPoP nonce key, RFC 9449 §8)."""
+
+    async def shared_secret(self, name: str, candidate: str, at: int) -> str:
+        """The secret stored as `name`, storing `candidate` first when there is none: of racing
+        callers exactly one stores, and all get the same value. Durable when this returns."""
+
+
 class Store(
-    ClientStore, TokenStore, EventStore, AdminTokenStore, AuditStore, AssertionStore, Protocol
+    ClientStore,
+    TokenStore,
+    EventStore,
+    AdminTokenStore,
+    AuditStore,
+    AssertionStore,
+    SecretStore,
+    Protocol,
 ):
     """A complete backend. `open` creates the schema (idempotent, safe to race)."""
 

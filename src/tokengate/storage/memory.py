@@ -19,6 +19,7 @@ class MemoryStore:
         self._admin_tokens: dict[str, AdminToken] = {}
         self._audit: list[AuditEntry] = []
         self._assertions: dict[str, int] = {}
+        self._secrets: dict[str, str] = {}
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -168,6 +169,9 @@ class MemoryStore:
         for key in expired:
             del self._assertions[key]
         return len(expired)
+
+    async def shared_secret(self, name: str, candidate: str, at: int) -> str:
+        return self._secrets.setdefault(name, candidate)
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
         return self._events[position : position + limit]

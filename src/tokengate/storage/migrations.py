@@ -15,6 +15,7 @@ it; `tests/storage/test_migrations.py` checks both paths end in the same tables.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,8 +24,10 @@ from tokengate.storage.schema import (
     ASSERTIONS,
     AUDIT,
     CLIENTS,
+    SECRETS,
     TOKENS,
     Dialect,
+    Table,
     insert_into,
 )
 
@@ -68,17 +71,31 @@ def _v4_digest_keys(d: Dialect) -> list[str]:
             "DELETE FROM tokens WHERE token_hash !~ '^[0-9a-f]{64}$'",
             "ALTER TABLE tokens ALTER COLUMN token_hash TYPE BYTEA USING decode(token_hash, 'hex')",
         ]
-    # SQLite cannot change a column's type: rebuild the table under its own name.
-    rest = ", ".join(c.name for c in TOKENS.written[1:])
+    # SQLite cannot change a column's type: rebuild the table under its own name, with the
+    # columns it had at version 4 (a later step adds its own).
+    tokens = _until(TOKENS, "revoked_at")
+    rest = ", ".join(c.name for c in tokens.written[1:])
     # S608: built from `schema` identifiers, never from input.
-    copy = f"{insert_into(TOKENS)} SELECT {SQLITE_UNHEX}(token_hash), {rest} FROM tokens_v2"  # noqa: S608
+    copy = f"{insert_into(tokens)} SELECT {SQLITE_UNHEX}(token_hash), {rest} FROM tokens_v2"  # noqa: S608
     return [
         *(f"DROP INDEX IF EXISTS {index.name}" for index in TOKENS.indexes),
         "ALTER TABLE tokens RENAME TO tokens_v2",
-        *d.create_statements((TOKENS,)),
+        *d.create_statements((tokens,)),
         f"{copy} WHERE {SQLITE_UNHEX}(token_hash) IS NOT NULL",
         "DROP TABLE tokens_v2",
     ]
+
+
+def _until(table: Table, last: str) -> Table:
+    """`table` with its columns up to and including `last`: its shape at an older version."""
+    names = table.names
+    return dataclasses.replace(table, columns=table.columns[: names.index(last) + 1])
+
+
+def _v5_dpop(d: Dialect) -> list[str]:
+    # Self-contained: names its own columns and table, so it can be renumbered at a merge.
+    added = [d.add_column(TOKENS, "jkt"), d.add_column(CLIENTS, "dpop_bound_access_tokens")]
+    return added + d.create_statements((SECRETS,))
 
 
 # Versions after the first, in order.
@@ -91,6 +108,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4, "token hashes as their 32 bytes: a smaller key and primary-key index", _v4_digest_keys
+    ),
+    Migration(
+        5, "DPoP (RFC 9449): token key thumbprints, DPoP-bound clients, shared secrets", _v5_dpop
     ),
 )
 

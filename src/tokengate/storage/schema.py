@@ -135,6 +135,8 @@ CLIENTS = Table(
         # Added by migration 3 (private_key_jwt, RFC 7523 §2.2).
         Column("jwks", Type.TEXT, nullable=True),
         Column("jwks_uri", Type.TEXT, nullable=True),
+        # Added by migration 5 (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+        Column("dpop_bound_access_tokens", Type.BOOLEAN, default=False, codec=FLAG),
     ),
     primary_key="client_id",
     # Looked up by primary key only: WITHOUT ROWID keeps each row in the key's B-tree, one
@@ -145,7 +147,7 @@ CLIENTS = Table(
 # What `update_client` replaces: the metadata, not the secrets, the disabled flag or times.
 CLIENT_METADATA = (
     "name", "scopes", "audiences", "can_introspect", "token_ttl", "registration_token_hash",
-    "auth_method", "jwks", "jwks_uri",
+    "auth_method", "jwks", "jwks_uri", "dpop_bound_access_tokens",
 )  # fmt: skip
 
 TOKENS = Table(
@@ -161,6 +163,8 @@ TOKENS = Table(
         Column("issued_at", Type.INTEGER),
         Column("expires_at", Type.INTEGER),
         Column("revoked_at", Type.INTEGER, nullable=True),
+        # Added by migration 5: the RFC 7638 thumbprint of the DPoP key (RFC 9449 §6), or NULL.
+        Column("jkt", Type.TEXT, nullable=True),
     ),
     primary_key="token_hash",
     # No index on jti: 128 random bits need no uniqueness check, and every index on a random
@@ -233,7 +237,20 @@ ASSERTIONS = Table(
     without_rowid=True,  # looked up by key only; two B-trees per row instead of three
 )
 
-TABLES = (CLIENTS, TOKENS, EVENTS, ADMIN_TOKENS, AUDIT, ASSERTIONS)
+# Secrets every replica and worker must share, created once by whichever asks first (the DPoP
+# nonce key, RFC 9449 §8: a nonce one replica issues is accepted by every other). Migration 5.
+SECRETS = Table(
+    "secrets",
+    (
+        Column("name", Type.TEXT),
+        Column("value", Type.TEXT),
+        Column("created_at", Type.INTEGER),
+    ),
+    primary_key="name",
+    without_rowid=True,
+)
+
+TABLES = (CLIENTS, TOKENS, EVENTS, ADMIN_TOKENS, AUDIT, ASSERTIONS, SECRETS)
 
 
 @dataclass(frozen=True, slots=True)

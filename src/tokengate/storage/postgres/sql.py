@@ -13,6 +13,7 @@ from tokengate.storage.schema import (
     CLIENTS,
     EVENTS,
     POSTGRES,
+    SECRETS,
     TOKENS,
     insert_into,
     select,
@@ -72,6 +73,11 @@ ASSERTION_USE = POSTGRES.insert(ASSERTIONS) + " ON CONFLICT DO NOTHING"
 ASSERTIONS_PURGE = (
     "DELETE FROM assertions WHERE key_hash IN"
     " (SELECT key_hash FROM assertions WHERE expires_at <= %s LIMIT %s)"
+)
+# One statement: the row inserted, or (another caller was first) the row found.
+SECRET_SHARED = (
+    f"WITH added AS ({POSTGRES.insert(SECRETS)} ON CONFLICT DO NOTHING RETURNING value)"  # noqa: S608
+    " SELECT value FROM added UNION ALL SELECT value FROM secrets WHERE name = %s LIMIT 1"
 )
 EVENTS_INSERT = (
     f"WITH e AS ({POSTGRES.insert(EVENTS)} RETURNING position)"  # noqa: S608

@@ -362,6 +362,17 @@ class PostgresStore:
                 total += n
         return total
 
+    # -- shared secrets (the DPoP nonce key) ----------------------------------------------------
+
+    async def shared_secret(self, name: str, candidate: str, at: int) -> str:
+        # A racing insert committed after this statement's snapshot: the conflict skips ours and
+        # the snapshot cannot see theirs. The next statement's snapshot does.
+        for _ in range(3):
+            row = await self._one(q.SECRET_SHARED, (name, candidate, at, name))
+            if row is not None:
+                return str(row[0])
+        raise StorageUnavailable(f"shared secret {name} neither stored nor found")
+
     # -- events ------------------------------------------------------------------------------
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:

@@ -21,6 +21,7 @@ from tokengate.storage.schema import (
     AUDIT,
     CLIENTS,
     EVENTS,
+    SECRETS,
     SQLITE,
     TOKENS,
     digest_key,
@@ -97,6 +98,8 @@ _SECRET_SET = (
 )
 _EVENTS_INSERT = SQLITE.insert(EVENTS)
 _ASSERTION_USE = SQLITE.insert(ASSERTIONS) + " ON CONFLICT DO NOTHING"
+_SECRET_ADD = SQLITE.insert(SECRETS) + " ON CONFLICT DO NOTHING"
+_SECRET_GET = "SELECT value FROM secrets WHERE name = ?"
 _ASSERTIONS_PURGE = (
     "DELETE FROM assertions WHERE key_hash IN"
     " (SELECT key_hash FROM assertions WHERE expires_at <= ? LIMIT ?)"
@@ -232,6 +235,12 @@ def use_assertion(key_hash: str, expires_at: int, conn: sqlite3.Connection) -> b
 def purge_assertions_chunk(before: int, conn: sqlite3.Connection) -> int:
     """Delete up to PURGE_CHUNK expired assertion keys; returns how many."""
     return conn.execute(_ASSERTIONS_PURGE, (before, PURGE_CHUNK)).rowcount
+
+
+def shared_secret(name: str, candidate: str, at: int, conn: sqlite3.Connection) -> str:
+    """The secret named `name`, `candidate` stored first when there is none."""
+    conn.execute(_SECRET_ADD, (name, candidate, at))
+    return str(conn.execute(_SECRET_GET, (name,)).fetchone()[0])
 
 
 def _insert(sql: str, row: tuple[Any, ...], what: str, conn: sqlite3.Connection) -> None:

@@ -290,6 +290,9 @@ class SQLiteStore:
     async def use_assertion(self, key_hash: str, expires_at: int) -> bool:
         return await self._write(functools.partial(ops.use_assertion, key_hash, expires_at))
 
+    async def shared_secret(self, name: str, candidate: str, at: int) -> str:
+        return await self._write(functools.partial(ops.shared_secret, name, candidate, at))
+
     async def purge_assertions(self, before: int) -> int:
         total = 0
         op = functools.partial(ops.purge_assertions_chunk, before)
