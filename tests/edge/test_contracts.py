@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.dpop import bare_challenges
 from tests.support.edge import EdgeStack, edge_stack
 from tokengate.edge.configs import EdgeOptions, render
 
@@ -126,7 +127,7 @@ def test_missing_and_invalid_tokens_get_the_challenge(proxy: Proxy) -> None:
     """401: a bare challenge without a token, `invalid_token` with a bad one (RFC 6750 §3)."""
     missing = proxy.check("GET", "/auth-api/x", {})
     assert missing.status_code == 401
-    assert missing.headers["www-authenticate"] == 'Bearer realm="tokengate"'
+    assert missing.headers["www-authenticate"] == bare_challenges("tokengate")
     invalid = proxy.check("GET", "/auth-api/x", {"X-Access-Token": "tgat_nope"})
     assert invalid.status_code == 401
     assert 'error="invalid_token"' in invalid.headers["www-authenticate"]
