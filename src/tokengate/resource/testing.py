@@ -114,7 +114,7 @@ class DPoPKey:
 
     def bound(self, **members: Any) -> dict[str, Any]:
         """RFC 7662 members of a token bound to this key (RFC 9449 §6.2), to merge into claims."""
-        return {"cnf": {"jkt": self.jkt}, "token_type": "DPoP", **members}
+        return {"active": True, "cnf": {"jkt": self.jkt}, "token_type": "DPoP", **members}
 
 
 class StaticIntrospector:
