@@ -189,7 +189,7 @@ def test_traefik_yaml_says_what_it_must() -> None:
     auth = http["middlewares"]["tokengate-authz"]["forwardAuth"]
     assert auth["address"] == "http://127.0.0.1:9100/decide"
     assert auth["trustForwardHeader"] is False
-    assert auth["authRequestHeaders"] == ["X-Access-Token", "Authorization"]
+    assert auth["authRequestHeaders"] == ["X-Access-Token", "Authorization", "DPoP"]
     assert auth["authResponseHeaders"] == ["X-Auth-Subject", "X-Auth-Client-Id", "X-Auth-Scope"]
     stripped = http["middlewares"]["tokengate-strip-identity"]["headers"]["customRequestHeaders"]
     assert stripped["X_Auth_Subject"] == ""
@@ -217,6 +217,8 @@ def test_envoy_yaml_says_what_it_must() -> None:
     assert ext["allowed_headers"]["patterns"] == [
         {"exact": "x-access-token", "ignore_case": True},
         {"exact": "authorization", "ignore_case": True},
+        {"exact": "dpop", "ignore_case": True},
+        {"exact": "x-forwarded-proto", "ignore_case": True},
     ]
     upstream = ext["http_service"]["authorization_response"]["allowed_upstream_headers"]
     assert [p["exact"] for p in upstream["patterns"]] == list(IDENTITY)
