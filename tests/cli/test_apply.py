@@ -35,6 +35,7 @@ secret_env = "BILLING_SECRET"
 client_id = "edge"
 scope = ""
 introspect = true
+dpop_bound_access_tokens = true
 secret_file = "{secret_file}"
 """
 
@@ -95,6 +96,10 @@ def test_apply_creates_then_changes_nothing(
     assert billing.scopes == frozenset({"invoices:read", "invoices:write"})
     assert billing.secret_hash == hash_value(env["BILLING_SECRET"])
     assert (clients["edge"].name, clients["edge"].can_introspect) == ("edge", True)
+    assert (billing.dpop_bound_access_tokens, clients["edge"].dpop_bound_access_tokens) == (
+        False,
+        True,
+    )
     assert apply(database, path, env) == (0, "no changes\n")
 
 
@@ -182,6 +187,9 @@ def test_concurrent_applies_converge(
                      "token_ttl", id="ttl"),
         pytest.param("[[client]]\nclient_id = 'a'\nsecret_env = 'S'\nintrospect = 'y'\n",
                      "introspect must be", id="flag"),
+        pytest.param("[[client]]\nclient_id = 'a'\nsecret_env = 'S'\n"
+                     "dpop_bound_access_tokens = 1\n", "dpop_bound_access_tokens must be",
+                     id="dpop-flag"),
         pytest.param("[[client]]\nclient_id = 'a'\nsecret_env = 'S'\n"
                      "[[client]]\nclient_id = 'a'\nsecret_env = 'S'\n", "appears twice",
                      id="duplicate"),

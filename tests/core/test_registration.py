@@ -28,11 +28,11 @@ def test_full_document_is_read() -> None:
         "response_types": [], "token_endpoint_auth_method": "client_secret_post",
         "tokengate_audiences": ["https://a.example", "https://a.example"],
         "tokengate_introspect": True, "tokengate_token_ttl": 60, "logo_uri": "ignored",
-        "redirect_uris": [],
+        "redirect_uris": [], "dpop_bound_access_tokens": True,
     }  # fmt: skip
     assert parse_metadata(document, may_introspect=True) == ClientMetadata(
         "Billing", frozenset({"read", "write"}), ("https://a.example",), True, 60,
-        "client_secret_post",
+        "client_secret_post", dpop_bound=True,
     )  # fmt: skip
 
 
@@ -65,6 +65,8 @@ def test_empty_document_gets_the_defaults() -> None:
         pytest.param({"tokengate_token_ttl": True}, InvalidClientMetadata, id="ttl-bool"),
         pytest.param({"tokengate_token_ttl": 31_536_001}, InvalidClientMetadata, id="ttl-big"),
         pytest.param({"tokengate_introspect": "yes"}, InvalidClientMetadata, id="flag-type"),
+        pytest.param({"dpop_bound_access_tokens": "true"}, InvalidClientMetadata,
+                     id="rfc9449-5.2-dpop-flag-type"),
         pytest.param({"token_endpoint_auth_method": "none"}, InvalidClientMetadata, id="method"),
         pytest.param({"token_endpoint_auth_method": "private_key_jwt"}, InvalidClientMetadata,
                      id="method-jwt"),
@@ -90,9 +92,10 @@ def test_information_round_trips_through_parse() -> None:
     """What a read returns, registered again, is the same metadata (RFC 7592 §2.2 updates)."""
     client = with_metadata(
         Client("tgc_1", "", "0" * 64, frozenset(), created_at=7),
-        ClientMetadata("n", frozenset({"a"}), ("https://x.example",), True, 99),
+        ClientMetadata("n", frozenset({"a"}), ("https://x.example",), True, 99, dpop_bound=True),
     )
     document = information(client)
+    assert document["dpop_bound_access_tokens"] is True
     assert document["client_id_issued_at"] == 7
     assert "secret" not in str(document).replace("client_secret_basic", "")
     assert parse_metadata(document, may_introspect=True) == metadata_of(client)

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.dpop import DpopKey
 from tokengate.core import credentials
 from tokengate.core.client_auth import presented_credentials
 from tokengate.core.models import AdminRole, Client
@@ -29,7 +30,7 @@ ERROR_CODES = {
     "unsupported_grant_type", "invalid_scope", "invalid_target", "unsupported_token_type",
     "access_denied", "temporarily_unavailable", "not_found", "invalid_token",
     "insufficient_scope", "invalid_client_metadata", "invalid_redirect_uri",
-    "invalid_software_statement",
+    "invalid_software_statement", "invalid_dpop_proof", "use_dpop_nonce",
 }  # fmt: skip
 PATHS = ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke",
          "/.well-known/oauth-authorization-server", "/healthz", "/metrics", "/openapi.json",
@@ -117,6 +118,25 @@ authorizations = st.one_of(
     st.binary(max_size=60).map(lambda b: b"Basic " + base64.b64encode(b)),
     st.binary(max_size=60),
 )
+DPOP_KEY = DpopKey()
+
+
+def _proof(changes: dict[str, Any], cut: int) -> bytes:
+    """A proof for the token endpoint (claims changed), truncated by `cut` characters."""
+    proof = DPOP_KEY.proof("https://as.test/oauth2/token", **changes)
+    return proof[: len(proof) - cut].encode()
+
+
+dpop_proofs = st.one_of(
+    st.none(),
+    st.binary(max_size=60),
+    st.builds(
+        _proof,
+        st.dictionaries(st.sampled_from(["htm", "htu", "iat", "jti", "nonce", "ath"]), json_values,
+                        max_size=2),
+        st.integers(0, 3),
+    ),
+)  # fmt: skip
 content_types = st.sampled_from([
     b"application/x-www-form-urlencoded", b"application/x-www-form-urlencoded; charset=utf-8",
     b"application/json", b"text/plain", b"", b"application/x-www-form-urlencoded; charset=latin1",
@@ -172,6 +192,7 @@ EXAMPLES = int(os.environ.get("TOKENGATE_FUZZ_EXAMPLES", "400"))
         ),
         max_size=3,
     ),
+    dpop=dpop_proofs,
 )
 def test_no_input_breaks_the_server(
     method: str,
@@ -181,6 +202,7 @@ def test_no_input_breaks_the_server(
     body: bytes,
     query: bytes,
     extra: list[tuple[bytes, bytes]],
+    dpop: bytes | None,
 ) -> None:
     """Any request gets a well-formed answer: never 500, always a spec error code.
 
@@ -192,6 +214,8 @@ def test_no_input_breaks_the_server(
     if content_type is not None:
         headers.append((b"content-type", content_type))
     headers += extra
+    if dpop is not None:  # RFC 9449 proofs, valid, broken or none at all
+        headers.append((b"dpop", dpop))
     status, response_headers, payload = _call(method, path, headers, body, query)
     assert status < 500, payload
     assert b"Traceback" not in payload

@@ -7,6 +7,7 @@
     audiences = ["https://api.example"]
     introspect = false
     token_ttl = 600
+    dpop_bound_access_tokens = false # RFC 9449 §5.2: token requests must carry a DPoP proof
     secret_env = "BILLING_SECRET"    # or secret_file = "/run/secrets/billing"
 
 Secrets come from the environment or a file, never the TOML itself, and must be high-entropy
@@ -32,6 +33,7 @@ from tokengate.cli.common import database_option, store_for
 from tokengate.core.credentials import hash_value
 from tokengate.core.errors import InvalidClientMetadata
 from tokengate.core.registration import (
+    DPOP_BOUND,
     ClientMetadata,
     check_audiences,
     check_name,
@@ -48,7 +50,7 @@ MIN_SECRET_BITS = 160
 MAX_SECRET_LENGTH = 512
 _CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _KEYS = {"client_id", "name", "scope", "audiences", "introspect", "token_ttl", "secret_env",
-         "secret_file"}  # fmt: skip
+         "secret_file", DPOP_BOUND}  # fmt: skip
 _CLASSES = ((re.compile(r"[a-z]"), 26), (re.compile(r"[A-Z]"), 26), (re.compile(r"[0-9]"), 10),
             (re.compile(r"[^A-Za-z0-9]"), 33))  # fmt: skip
 
@@ -108,17 +110,19 @@ def _declared(table: Any, where: str) -> Declared:
             name=check_name(table.get("name", client_id)),
             scopes=check_scope(table.get("scope", "")),
             audiences=check_audiences(table.get("audiences", [])),
-            can_introspect=_flag(table.get("introspect", False), where),
+            can_introspect=_flag(table, "introspect", where),
             token_ttl=check_ttl(table.get("token_ttl", 3600)),
+            dpop_bound=_flag(table, DPOP_BOUND, where),
         )
     except InvalidClientMetadata as exc:
         raise click.ClickException(f"{where}: {exc.description}") from None
     return Declared(client_id, metadata, hash_value(_secret(table, where)))
 
 
-def _flag(value: object, where: str) -> bool:
+def _flag(table: dict[str, Any], name: str, where: str) -> bool:
+    value = table.get(name, False)
     if not isinstance(value, bool):
-        raise click.ClickException(f"{where}: introspect must be true or false")
+        raise click.ClickException(f"{where}: {name} must be true or false")
     return value
 
 

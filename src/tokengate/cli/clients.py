@@ -82,6 +82,11 @@ def _require(found: Any, client_id: str) -> None:
     help="A public JWKS file: the client authenticates with private_key_jwt, no secret.",
 )
 @click.option("--jwks-uri", help="Where the client's public JWKS is (https): private_key_jwt.")
+@click.option(
+    "--dpop-bound",
+    is_flag=True,
+    help="Every token request must carry a DPoP proof (RFC 9449 dpop_bound_access_tokens).",
+)
 @target_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create(
@@ -92,6 +97,7 @@ def create(
     token_ttl: int,
     jwks: Path | None,
     jwks_uri: str | None,
+    dpop_bound: bool,
     target: Target,
     as_json: bool,
 ) -> None:
@@ -101,8 +107,9 @@ def create(
         raise click.UsageError("use one of --jwks and --jwks-uri")
     method, key_set, key_uri = _keys(jwks, jwks_uri)
     metadata = ClientMetadata(
-        name, _scopes(scope), _audiences(audience), introspect, token_ttl, method, key_set, key_uri
-    )
+        name, _scopes(scope), _audiences(audience), introspect, token_ttl, method, key_set, key_uri,
+        dpop_bound,
+    )  # fmt: skip
 
     async def act(ops: Operations) -> Document:
         return await ops.create_client(metadata)

@@ -15,7 +15,7 @@ import click
 import httpx
 
 from tokengate.core.models import AdminRole
-from tokengate.core.registration import AUDIENCES, INTROSPECT, TOKEN_TTL, ClientMetadata
+from tokengate.core.registration import AUDIENCES, DPOP_BOUND, INTROSPECT, TOKEN_TTL, ClientMetadata
 from tokengate.core.scopes import format_scope
 from tokengate.core.wire import ADMIN_API_PATH
 
@@ -62,6 +62,7 @@ class RemoteOperations:
             "client_name": metadata.name, "scope": format_scope(metadata.scopes),
             AUDIENCES: list(metadata.audiences), INTROSPECT: metadata.can_introspect,
             TOKEN_TTL: metadata.token_ttl, "token_endpoint_auth_method": metadata.auth_method,
+            DPOP_BOUND: metadata.dpop_bound,
         }  # fmt: skip
         if metadata.jwks is not None:
             body["jwks"] = json.loads(metadata.jwks)

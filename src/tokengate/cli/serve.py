@@ -93,6 +93,14 @@ _SQLITE = SQLiteSettings()
     help="Serve the browser admin console under /admin (needs an https or loopback issuer).",
 )
 @click.option(
+    "--dpop-nonce/--no-dpop-nonce",
+    envvar="TOKENGATE_SERVE_DPOP_NONCE",
+    default=False,
+    show_default=True,
+    help="DPoP proofs at the token endpoint must carry a nonce of this server (RFC 9449 §8;"
+    " every replica and worker shares the nonce key through the database).",
+)
+@click.option(
     "--sqlite-wal-limit",
     envvar="TOKENGATE_SQLITE_WAL_LIMIT",
     type=click.IntRange(0),
@@ -149,6 +157,7 @@ def serve(
     max_auth_failure_keys: int,
     max_token_rate: str | None,
     admin_console: bool,
+    dpop_nonce: bool,
     sqlite_wal_limit: int,
     sqlite_exclusive: bool,
     serving: ServingOptions,
@@ -188,6 +197,7 @@ def serve(
         throttle=throttle.shared_by(workers),
         max_token_rate=_token_rate(max_token_rate),
         admin_console=admin_console,
+        dpop_nonce=dpop_nonce,
     )
     plan = ServePlan(host, bound, database, sqlite, settings, serving, log_level, log_format)
     if not sockets:

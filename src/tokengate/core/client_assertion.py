@@ -28,7 +28,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, JWKRegistry, KeySet, OKPKey, RSAKey
 
 from tokengate.core.jose import LimitedRegistry
 
@@ -75,15 +75,18 @@ def parse_jwks(document: object) -> KeySet:
     keys = document["keys"]
     if not 1 <= len(keys) <= MAX_KEYS:
         raise BadJwks(f"jwks must hold 1 to {MAX_KEYS} keys")
-    for key in keys:
-        _check_public(key)
+    return KeySet([public_key(key) for key in keys])
+
+
+def public_key(jwk: object) -> Any:
+    """One public signing key of the kinds `parse_jwks` accepts; `BadJwks` says what is wrong."""
+    _check_public(jwk)
     try:
-        key_set = KeySet.import_key_set({"keys": keys})
+        key = JWKRegistry.import_key(jwk)  # type: ignore[arg-type]  # a dict: checked above
     except (JoseError, ValueError, TypeError, KeyError) as exc:  # KeyError: an unknown "crv"
-        raise BadJwks(f"jwks holds an unusable key: {exc}") from None
-    for imported in key_set.keys:
-        _check_kind(imported)
-    return key_set
+        raise BadJwks(f"an unusable key: {exc}") from None
+    _check_kind(key)
+    return key
 
 
 def _check_public(key: object) -> None:

@@ -70,6 +70,13 @@ class VerifiedProof:
     replay_until: int
 
 
+def replay_key(jkt: str, jti: str) -> str:
+    """The replay store's key of one proof: `dpop:` and the SHA-256 of (jkt, jti), a form no
+    `client_assertion.replay_key` (64 hex characters) can take."""
+    digest = hashlib.sha256(f"{jkt}\x00{jti}".encode("utf-8", "surrogatepass")).hexdigest()
+    return "dpop:" + digest
+
+
 def thumbprint(jwk: Mapping[str, object]) -> str:
     """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url without padding."""
     members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
@@ -169,7 +176,7 @@ def _check_header(header: dict[str, Any], algorithms: Collection[str]) -> dict[s
 
 def _public_key(jwk: dict[str, Any], alg: str) -> Any:
     try:
-        key = client_assertion.parse_jwks({"keys": [jwk]}).keys[0]
+        key = client_assertion.public_key(jwk)
     except client_assertion.BadJwks as exc:
         raise ProofRefused(f"the DPoP proof's jwk is not usable: {exc}") from None
     if not isinstance(key, _KEY_KIND[alg]):
@@ -181,7 +188,8 @@ def _check_request(claims: dict[str, Any], method: str, url: str) -> None:
     if claims.get("htm") != method:
         raise ProofRefused("the DPoP proof's htm does not match the request method")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or _normalized_or_none(htu) != normalize_htu(url):
+    # The exact URL needs no normalising (what clients send, and the hot path).
+    if not isinstance(htu, str) or (htu != url and _normalized_or_none(htu) != normalize_htu(url)):
         raise ProofRefused("the DPoP proof's htu does not match the request URL")
 
 

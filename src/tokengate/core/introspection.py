@@ -1,4 +1,5 @@
-"""RFC 7662 token introspection: who may ask, and what an answer contains."""
+"""RFC 7662 token introspection: who may ask, and what an answer contains (RFC 9449 §6.2 for a
+DPoP-bound token's `cnf` and `token_type`)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def claims(token: AccessToken, issuer: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "active": True,
         "client_id": token.client_id,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if token.jkt is None else "DPoP",
         "exp": token.expires_at,
         "iat": token.issued_at,
         "nbf": token.issued_at,
@@ -58,6 +59,8 @@ def claims(token: AccessToken, issuer: str) -> dict[str, Any]:
     }
     if token.scopes:  # RFC 7662 §2.2 takes RFC 6749 §3.3's 1*scope-token: no empty member
         body["scope"] = format_scope(token.scopes)
+    if token.jkt is not None:  # RFC 9449 §6.2, RFC 7800 §3.1
+        body["cnf"] = {"jkt": token.jkt}
     if token.audiences:
         body["aud"] = token.audiences[0] if len(token.audiences) == 1 else list(token.audiences)
     return body

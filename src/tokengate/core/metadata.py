@@ -1,9 +1,11 @@
-"""RFC 8414 authorization server metadata (with RFC 7591 §3's `registration_endpoint`)."""
+"""RFC 8414 authorization server metadata (with RFC 7591 §3's `registration_endpoint` and
+RFC 9449 §5.1's `dpop_signing_alg_values_supported`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tokengate.core import dpop
 from tokengate.core.client_assertion import ALGORITHMS
 from tokengate.core.wire import (
     EVENTS_METADATA_MEMBER,
@@ -37,5 +39,6 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
         "scopes_supported": scopes,
     }

@@ -5,7 +5,8 @@ Accepted members: `client_name`, `scope`, `grant_types` (only `client_credential
 `client_secret_post`, both accepted at the endpoints whatever is registered; or
 `private_key_jwt`, RFC 7523 §2.2, with exactly one of `jwks` — public keys only — and
 `jwks_uri`, which must be https, or http to a loopback address for local use; such a client
-gets no secret), and three extensions of ours (RFC 7591 §2 allows them):
+gets no secret), `dpop_bound_access_tokens` (RFC 9449 §5.2: every token request must carry a
+DPoP proof), and three extensions of ours (RFC 7591 §2 allows them):
 
 - `tokengate_audiences`: the RFC 8707 resources the client may ask tokens for (absolute URIs);
 - `tokengate_introspect`: may call the introspection endpoint (needs an admin credential);
@@ -43,6 +44,7 @@ GRANT_TYPES = ["client_credentials"]
 AUDIENCES = "tokengate_audiences"
 INTROSPECT = "tokengate_introspect"
 TOKEN_TTL = "tokengate_token_ttl"
+DPOP_BOUND = "dpop_bound_access_tokens"  # RFC 9449 §5.2
 MAX_NAME = 200
 MAX_AUDIENCES = 50
 MAX_TTL = 31_536_000
@@ -62,6 +64,7 @@ class ClientMetadata:
     auth_method: str = AUTH_METHODS[0]
     jwks: str | None = None  # canonical JSON text (`client_assertion.jwks_text`)
     jwks_uri: str | None = None
+    dpop_bound: bool = False  # RFC 9449 §5.2 `dpop_bound_access_tokens`
 
     @property
     def has_secret(self) -> bool:
@@ -88,6 +91,7 @@ def parse_metadata(document: object, *, may_introspect: bool) -> ClientMetadata:
         auth_method=auth_method,
         jwks=jwks,
         jwks_uri=jwks_uri,
+        dpop_bound=_flag(document.get(DPOP_BOUND, False), DPOP_BOUND),
     )
 
 
@@ -205,6 +209,7 @@ def with_metadata(client: Client, metadata: ClientMetadata) -> Client:
         client, name=metadata.name, scopes=metadata.scopes, audiences=metadata.audiences,
         can_introspect=metadata.can_introspect, token_ttl=metadata.token_ttl,
         auth_method=metadata.auth_method, jwks=metadata.jwks, jwks_uri=metadata.jwks_uri,
+        dpop_bound_access_tokens=metadata.dpop_bound,
     )  # fmt: skip
 
 
@@ -212,7 +217,7 @@ def metadata_of(client: Client) -> ClientMetadata:
     """The metadata a stored client carries."""
     return ClientMetadata(
         client.name, client.scopes, client.audiences, client.can_introspect, client.token_ttl,
-        client.auth_method, client.jwks, client.jwks_uri,
+        client.auth_method, client.jwks, client.jwks_uri, client.dpop_bound_access_tokens,
     )  # fmt: skip
 
 
@@ -234,4 +239,5 @@ def information(client: Client) -> dict[str, Any]:
         AUDIENCES: list(client.audiences),
         INTROSPECT: client.can_introspect,
         TOKEN_TTL: client.token_ttl,
+        DPOP_BOUND: client.dpop_bound_access_tokens,
     }

@@ -1,4 +1,5 @@
-"""The token endpoint's grant logic: RFC 6749 §4.4 client credentials, RFC 8707 resources."""
+"""The token endpoint's grant logic: RFC 6749 §4.4 client credentials, RFC 8707 resources, and
+RFC 9449 §5 DPoP binding (the proof itself is checked by `tokengate.core.dpop`)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,11 @@ def granted_audiences(client: Client, form: dict[str, list[str]]) -> tuple[str, 
     return tuple(dict.fromkeys(resources))
 
 
-def issue(client: Client, form: dict[str, list[str]], now: int) -> IssuedToken:
-    """Validate the grant request and mint a token (no refresh token: §4.4.3)."""
+def issue(
+    client: Client, form: dict[str, list[str]], now: int, *, jkt: str | None = None
+) -> IssuedToken:
+    """Validate the grant request and mint a token (no refresh token: §4.4.3), bound to the
+    DPoP key with thumbprint `jkt` when given (RFC 9449 §5: `token_type` `DPoP`)."""
     check_grant_type(form)
     if client.disabled:
         raise UnauthorizedClient("client is disabled")
@@ -74,10 +78,11 @@ def issue(client: Client, form: dict[str, list[str]], now: int) -> IssuedToken:
         audiences=audiences,
         issued_at=now,
         expires_at=now + client.token_ttl,
+        jkt=jkt,
     )
     body: dict[str, Any] = {
         "access_token": token,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if jkt is None else "DPoP",
         "expires_in": client.token_ttl,
     }
     if scopes:  # RFC 6749 §3.3: a scope is 1*scope-token, so an empty set is no member at all

@@ -220,4 +220,5 @@ def _described(client: Client) -> dict[str, Any]:
         "audiences": list(client.audiences),
         "introspect": client.can_introspect,
         "token_ttl": client.token_ttl,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
     }

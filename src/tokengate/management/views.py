@@ -42,6 +42,7 @@ def client_view(
         "secrets": secret_states(client, now),
         "registered": client.registration_token_hash is not None,
         "token_endpoint_auth_method": client.auth_method,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
     }
     if client.jwks_uri is not None:
         view["jwks_uri"] = client.jwks_uri

@@ -8,7 +8,9 @@ delete for that client (see `EventHub`): within one hub poll interval (SQLite) o
 (PostgreSQL) for changes made by other processes. Token issuance does not depend on that
 delay: its insert re-checks the client's state and secret atomically (`add_token`). An entry
 made with a previous secret in its rotation grace lives no longer than the grace, so the old
-secret stops at the grace end here too, on every replica, with no event needed.
+secret stops at the grace end here too, on every replica, with no event needed. While the hub
+is not keeping up (`is_trusted()` false: the event log cannot be read), the cache is bypassed,
+so a client disabled or rotated elsewhere is never served from it past a broken event feed.
 """
 
 from __future__ import annotations
@@ -38,14 +40,18 @@ class AuthCache:
         ttl: float = 30.0,
         max_entries: int = 1024,
         clock: Callable[[], float] = time.monotonic,
+        is_trusted: Callable[[], bool] = lambda: True,
     ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
+        self._is_trusted = is_trusted
         self._entries: dict[str, tuple[Authenticated, float]] = {}
 
     def get(self, authorization: str) -> Authenticated | None:
-        """The cached client for this header value, if still fresh."""
+        """The cached client for this header value, if still fresh and the event feed is."""
+        if not self._is_trusted():
+            return None
         key = hash_value(authorization)
         entry = self._entries.get(key)
         if entry is None:

@@ -21,10 +21,11 @@ from tokengate.core.errors import InvalidClient, TooManyRequests
 from tokengate.core.forms import check_content_type, parse_form
 from tokengate.core.metadata import server_metadata
 from tokengate.core.models import AccessToken, Client
-from tokengate.core.responses import Response, json_response
+from tokengate.core.responses import NO_STORE, Response, json_response
 from tokengate.core.wire import EVENTS_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
 from tokengate.server.audit_log import SecurityEvents
 from tokengate.server.auth_cache import AuthCache
+from tokengate.server.dpop import DpopGate
 from tokengate.server.issuance_rate import IssuanceLimiter
 from tokengate.server.jwks import JwksResolver
 from tokengate.server.metrics import ServerMetrics
@@ -68,7 +69,7 @@ class Endpoints:
         self.clock = clock
         self.metrics = metrics or ServerMetrics()
         self.on_revocation = on_revocation
-        self.auth_cache = AuthCache()
+        self.auth_cache = AuthCache(is_trusted=cache_trusted)
         self.body = BodyReader(settings.max_body_bytes, settings.body_timeout)
         self.throttle = AuthThrottle(settings.throttle)
         rate = settings.max_token_rate
@@ -76,6 +77,7 @@ class Endpoints:
         self.token_cache = TokenCache(is_trusted=cache_trusted)
         self.security = SecurityEvents(store, clock, settings.throttle.window_seconds)
         self.jwks = jwks or JwksResolver()
+        self.dpop = DpopGate(store, settings.issuer, clock, nonces=settings.dpop_nonce)
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -173,16 +175,35 @@ class Endpoints:
         client = auth.client
         if self.issuance is not None:
             self.issuance.take(client.client_id)
+        if "dpop" in headers or client.dpop_bound_access_tokens:
+            return await self._dpop_token(auth, form, headers.get("dpop"))
         issued = token_endpoint.issue(client, form, int(self.clock()))
+        await self._store_token(issued, auth)
+        return json_response(200, issued.body)
+
+    async def _dpop_token(
+        self, auth: client_auth.Authenticated, form: dict[str, list[str]], proof: str | None
+    ) -> Response:
+        """RFC 9449 §5: a token bound to the proof's key; its jti is spent only once the rest
+        of the request is known to be good."""
+        client = auth.client
+        verified = await self.dpop.verified(proof, required=client.dpop_bound_access_tokens)
+        issued = token_endpoint.issue(client, form, int(self.clock()), jkt=verified.jkt)
+        await self.dpop.use(verified)
+        await self._store_token(issued, auth)
+        return json_response(200, issued.body, NO_STORE + await self.dpop.response_headers())
+
+    async def _store_token(
+        self, issued: token_endpoint.IssuedToken, auth: client_auth.Authenticated
+    ) -> None:
         try:
             # Atomic with the insert: the client is still enabled and still has this secret
             # (the current one, or the previous one within its grace).
             await self.store.add_token(issued.record, secret_hash=auth.secret_hash)
         except StaleClient:
-            self.auth_cache.forget(client.client_id)
+            self.auth_cache.forget(auth.client.client_id)
             raise client_auth.invalid_client(self.settings.realm) from None
         self.metrics.tokens_issued.inc()
-        return json_response(200, issued.body)
 
     async def introspect(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 7662 §2: only clients allowed to introspect; unknown tokens are inactive."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from tokengate.asgi.types import Scope
-from tokengate.core.errors import InvalidRequest
+from tokengate.core.errors import InvalidDpopProof, InvalidRequest
 
 # The peer address travels with the headers under a name no HTTP field can have.
 PEER = ":peer"
 _WANTED = {
     name.encode(): name
-    for name in ("authorization", "content-type", "content-length", "x-request-id", "if-none-match")
-}
+    for name in (
+        "authorization", "content-type", "content-length", "x-request-id", "if-none-match", "dpop",
+    )
+}  # fmt: skip
 # List-valued fields (RFC 9110 §5.3): repeated lines are one comma-separated value.
 _LISTS = frozenset({"if-none-match"})
 
@@ -26,6 +28,8 @@ def request_headers(scope: Scope) -> dict[str, str]:
         if key is not None:
             value = raw_value.decode("latin-1")
             if key in found:
+                if key == "dpop":  # RFC 9449 §4.3 step 1: exactly one proof
+                    raise InvalidDpopProof("more than one DPoP header")
                 if key not in _LISTS:
                     raise InvalidRequest(f"repeated {key} header")
                 value = found[key] + ", " + value

@@ -34,3 +34,5 @@ class Settings:
     # and whether it is the one that purges expired tokens (worker 0).
     worker: int | None = None
     purger: bool = True
+    # RFC 9449 §8: DPoP proofs at the token endpoint must carry a nonce of ours (`DPoP-Nonce`).
+    dpop_nonce: bool = False
