@@ -71,7 +71,7 @@ def _as_claims(value: TokenClaims | Mapping[str, Any]) -> TokenClaims:
 
 
 _SIGNING = LimitedRegistry(ALGORITHMS)
-_KEY_KINDS = {
+_KEY_KINDS: dict[str, Callable[[], ECKey | RSAKey | OKPKey]] = {
     "ES256": lambda: ECKey.generate_key("P-256"),
     "RS256": lambda: RSAKey.generate_key(2048),
     "PS256": lambda: RSAKey.generate_key(2048),
