@@ -9,7 +9,6 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -51,7 +50,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         port = free_port()
         args = [sys.executable, "-m", "tokengate", "authz", "--port", str(port),
                 "--issuer", server.issuer, "--client-id", authz_id,
-                "--client-secret-file", str(logs / "secret"), "--protect", "/auth-api/**"]  # fmt: skip
+                "--client-secret-file", str(logs / "secret"),
+                "--protect", "/auth-api/**"]  # fmt: skip
         authz = f"http://127.0.0.1:{port}"
         with (
             resource_server(rs_client, logs, issuer=server.issuer) as (rs, _),
