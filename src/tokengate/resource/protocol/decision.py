@@ -24,7 +24,8 @@ def authorize(
 
     `jkt` is the thumbprint of a verified DPoP proof's key, None for a bearer presentation."""
     check_token(claims, now=now, audience=audience)
-    check_binding(claims, jkt)
+    if jkt is not None or claims.sender_constrained:  # the unbound bearer path skips the call
+        check_binding(claims, jkt)
     check_scopes(claims, frozenset(required_scopes))
     return claims
 

@@ -46,6 +46,9 @@ class Presented(NamedTuple):
     scheme: str = BEARER
 
 
+_TUPLE_NEW = tuple.__new__
+
+
 def resolve_credentials(
     headers: Iterable[tuple[str, str]], *, token_header: str = DEFAULT_TOKEN_HEADER
 ) -> Presented:
@@ -124,7 +127,13 @@ class RawCredentialReader:
             for name, value in headers
             if name in wanted or (not name.islower() and name.lower() in wanted)
         ]
-        if len(found) == 1 and found[0][0] == self._custom:
-            return Presented(_checked(found[0][1].decode("latin-1").strip(), self.token_header))
+        if len(found) == 1:  # the common case: one token header, no proof
+            name, value = found[0]
+            if name == self._custom:
+                token = _checked(value.decode("latin-1").strip(), self.token_header)
+                return _TUPLE_NEW(Presented, (token, None, BEARER))  # no Python-level __new__
+            if value[:7].lower() == b"bearer ":
+                token = _checked(value[7:].decode("latin-1").strip(), "Authorization")
+                return _TUPLE_NEW(Presented, (token, None, BEARER))
         pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in found]
         return resolve_credentials(pairs, token_header=self.token_header)
