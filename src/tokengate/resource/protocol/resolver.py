@@ -132,7 +132,7 @@ class RawCredentialReader:
             if name == self._custom:
                 token = _checked(value.decode("latin-1").strip(), self.token_header)
                 return _TUPLE_NEW(Presented, (token, None, BEARER))  # no Python-level __new__
-            if value[:7].lower() == b"bearer ":
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
                 token = _checked(value[7:].decode("latin-1").strip(), "Authorization")
                 return _TUPLE_NEW(Presented, (token, None, BEARER))
         pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in found]
