@@ -155,6 +155,13 @@ def test_signature_by_another_key_with_a_known_kid_is_refused() -> None:
         verify(sign(claims(), impostor))
 
 
+def test_deeply_nested_header_is_refused() -> None:
+    """A header of JSON nested thousands deep is refused, not a RecursionError (a 500)."""
+    header = base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")
+    with pytest.raises(ca.AssertionRefused, match="not valid"):
+        verify(f"{header}.{b64(claims())}.sig")
+
+
 def test_oversized_assertion_is_refused() -> None:
     """An assertion over MAX_ASSERTION_LENGTH is refused before any parsing."""
     huge = sign(claims(pad="x" * ca.MAX_ASSERTION_LENGTH))
@@ -171,6 +178,10 @@ def test_oversized_assertion_is_refused() -> None:
         pytest.param("a.b.c.d.e", id="jwe-shape"),
         pytest.param(f"{b64({'alg': 'RS256'})}.!!!.sig", id="payload-not-base64-json"),
         pytest.param(f"{b64({'alg': 'RS256'})}.{b64({'iss': 'x'})}.sig", id="no-sub"),
+        pytest.param(
+            f"{b64({'alg': 'RS256'})}.{base64.urlsafe_b64encode(b'[' * 5000).decode()}.sig",
+            id="payload-nested-deep",
+        ),
     ],
 )
 def test_malformed_assertions_name_no_client(value: str) -> None:

@@ -179,6 +179,8 @@ REFUSED = [
     pytest.param(other_key_signature(), "signature", id="signed-by-another-key"),
     pytest.param(sign(b"not json"), "JSON object", id="payload-not-json"),
     pytest.param(sign([1, 2]), "JSON object", id="payload-array"),
+    pytest.param(sign(b"[" * 5000), "JSON object", id="payload-nested-deep"),
+    pytest.param(b64(b"[" * 5000) + ".e30.c2ln", "not a valid JWS", id="header-nested-deep"),
     pytest.param(sign(claims(jti=None)), "jti", id="jti-missing"),
     pytest.param(sign(claims(jti="")), "jti", id="jti-empty"),
     pytest.param(sign(claims(jti="j" * 513)), "jti", id="jti-too-long"),

@@ -164,3 +164,10 @@ def test_token_without_scopes_has_no_empty_scope() -> None:
     """§2.2/RFC 6749 §3.3: `scope`, when present, is one or more scope-tokens."""
     body = introspection_body(make_token(scopes=frozenset()), RESOURCE_SERVER, NOW, ISSUER)
     assert body.get("scope", "absent") != ""
+
+
+def test_dpop_bound_token_has_cnf() -> None:
+    """RFC 9449 §6.2: a bound token is `token_type: DPoP` with `cnf.jkt` (RFC 7800 §3.1)."""
+    body = introspection_body(make_token(jkt="jkt-1"), RESOURCE_SERVER, NOW + 10, ISSUER)
+    assert (body["token_type"], body["cnf"]) == ("DPoP", {"jkt": "jkt-1"})
+    assert "cnf" not in introspection_body(make_token(), RESOURCE_SERVER, NOW + 10, ISSUER)

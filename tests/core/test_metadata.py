@@ -59,6 +59,11 @@ def test_endpoints_never_double_the_slash() -> None:
             AUTH_METHODS,
             id="rfc8414-2-revocation-auth",
         ),
+        pytest.param(
+            "dpop_signing_alg_values_supported",
+            ["ES256", "RS256", "PS256", "EdDSA"],
+            id="rfc9449-5.1-dpop-algs",
+        ),
     ],
 )
 def test_member(member: str, value: list[str]) -> None:

@@ -172,3 +172,16 @@ def test_no_empty_scope_in_the_response() -> None:
     """§5.1/§3.3: `scope`, when present, is one or more scope-tokens."""
     issued = issue(make_client(scopes=frozenset()), parse_form(RFC_REQUEST), NOW)
     assert issued.body.get("scope", "absent") != ""
+
+
+def test_dpop_bound_issue() -> None:
+    """RFC 9449 §5: with a key thumbprint the token is `DPoP` and its record carries the jkt."""
+    issued = issue(
+        make_client(),
+        parse_form(RFC_REQUEST),
+        NOW,
+        jkt="0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+    )
+    assert issued.body["token_type"] == "DPoP"
+    assert issued.record.jkt == "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+    assert issue(make_client(), parse_form(RFC_REQUEST), NOW).record.jkt is None

@@ -45,6 +45,7 @@ def resolver(answer: httpx.Response, calls: list[httpx.Request], clock: FakeCloc
             httpx.Response(200, content=b"x" * (MAX_JWKS_BYTES + 1)), "larger", id="oversized"
         ),
         pytest.param(httpx.Response(200, content=b"<html>"), "usable", id="not-json"),
+        pytest.param(httpx.Response(200, content=b"[" * 5000), "usable", id="json-nested-deep"),
         pytest.param(
             httpx.Response(200, json={"keys": [KEY.as_dict(private=True)]}),
             "public",

@@ -45,6 +45,7 @@ def test_every_route_is_documented() -> None:
         "/oauth2/introspect",
         "/oauth2/revoke",
         "/oauth2/events",
+        "/oauth2/jwks",
         METADATA_PATH,
         "/healthz",
         "/metrics",

@@ -31,6 +31,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Reconcile clients to a TOML file of [[client]] tables.",
     ),
     "audit": ("tokengate.cli.audit", "audit", "server", "Read the audit log."),
+    "keys": (
+        "tokengate.cli.keys",
+        "keys",
+        "server",
+        "List or rotate the keys signing introspection responses (RFC 9701).",
+    ),
     "example-resource-server": (
         "tokengate.cli.example_rs",
         "example_resource_server",

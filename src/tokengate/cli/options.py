@@ -71,6 +71,8 @@ class ValidatorOptions:
     tls_ca_file: Path | None
     dpop_origins: tuple[str, ...]
     dpop_max_age: int
+    signed_introspection: bool = False
+    jwks_url: str | None = None
 
     def settings(self) -> ValidatorSettings:
         """Validated `ValidatorSettings`; a usage error names what is missing or wrong."""
@@ -96,6 +98,8 @@ class ValidatorOptions:
                 cooldown=self.circuit_cooldown,
                 ca_file=None if self.tls_ca_file is None else str(self.tls_ca_file),
                 dpop=ProofPolicy(max_age=self.dpop_max_age, origins=self.dpop_origins),
+                signed_introspection=self.signed_introspection,
+                jwks_url=self.jwks_url,
             )
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
@@ -238,6 +242,14 @@ def _validator_option_list(prefix: str) -> list[Decorator]:
             type=click.IntRange(min=1),
             help="Seconds a DPoP proof stays acceptable after its iat (RFC 9449 §11.1).",
         ),
+        env_option(
+            prefix,
+            "--signed-introspection/--no-signed-introspection",
+            default=False,
+            show_default=True,
+            help="Ask for RFC 9701 signed answers and accept nothing else (needs --issuer).",
+        ),
+        env_option(prefix, "--jwks-url", help="The issuer's JWKS (default: its jwks_uri)."),
     ]
 
 

@@ -116,6 +116,17 @@ class RemoteOperations:
         entries: list[Document] = (await self._json("GET", "/audit", params=params))["entries"]
         return entries
 
+    async def list_signing_keys(self) -> list[Document]:
+        """`GET /signing-keys`: the server's RFC 9701 keys."""
+        listed: list[Document] = (await self._json("GET", "/signing-keys"))["signing_keys"]
+        return listed
+
+    async def rotate_signing_key(self, grace: int, delay: int, alg: str) -> Document:
+        """`POST /signing-keys/rotate`: the server seals the new key with its own KEK."""
+        body = {"grace": grace, "delay": delay, "alg": alg}
+        made: Document = await self._json("POST", "/signing-keys/rotate", json=body)
+        return made
+
 
 def _segment(value: str) -> str:
     """A client id as one path segment (ids are `tgc_` + hex or operator-chosen)."""

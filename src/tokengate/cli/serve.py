@@ -6,11 +6,13 @@ import functools
 import logging
 import socket
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tokengate.cli.common import database_option, store_for
+from tokengate.cli.key_encryption import kek_option, resolve_kek
 from tokengate.cli.serve_process import ServePlan, build_server, run_worker
 from tokengate.cli.serving import ServingOptions, WorkerCount, serving_options
 from tokengate.logs import configure_logging
@@ -145,6 +147,15 @@ _SQLITE = SQLiteSettings()
     help="Processes serving on the one port: a number, or auto (one per core). Caches stay"
     " coherent through the event log; see the README.",
 )
+@kek_option
+@click.option(
+    "--key-refresh-interval",
+    envvar="TOKENGATE_KEY_REFRESH_INTERVAL",
+    type=click.FloatRange(0.1, 300),
+    default=_DEFAULTS["key_refresh_interval"],
+    show_default=True,
+    help="Seconds between reads of the signing keys (keep it below keys rotate --delay).",
+)
 def serve(
     host: str,
     port: int,
@@ -164,6 +175,8 @@ def serve(
     max_event_streams: int,
     event_heartbeat: float,
     workers: int,
+    kek_file: Path | None,
+    key_refresh_interval: float,
 ) -> None:
     """Run the authorization server (token, introspection, revocation, metadata, events)."""
     serving.limits(), serving.tls()  # checked here, before anything listens
@@ -198,6 +211,8 @@ def serve(
         max_token_rate=_token_rate(max_token_rate),
         admin_console=admin_console,
         dpop_nonce=dpop_nonce,
+        key_encryption_key=resolve_kek(database, kek_file),
+        key_refresh_interval=key_refresh_interval,
     )
     plan = ServePlan(host, bound, database, sqlite, settings, serving, log_level, log_format)
     if not sockets:

@@ -36,6 +36,8 @@ class Action(StrEnum):
     REGISTRATION_REFUSED = "registration_refused"
     THROTTLING_ENGAGED = "throttling_engaged"
     ADMIN_AUTH_FAILED = "admin_auth_failed"
+    SIGNING_KEY_CREATED = "signing_key_created"  # RFC 9701: the first start's key
+    SIGNING_KEY_ROTATED = "signing_key_rotated"
 
 
 class Outcome(StrEnum):

@@ -135,7 +135,7 @@ def claimed_client_id(assertion: str) -> str:
         raise AssertionRefused("client_assertion must be a compact JWS")
     try:
         payload = json.loads(_b64decode(parts[1]))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise AssertionRefused("client_assertion payload is not JSON") from None
     sub = payload.get("sub") if isinstance(payload, dict) else None
     if not isinstance(sub, str) or not sub:
@@ -157,7 +157,7 @@ def verify_assertion(
         token = jwt.decode(assertion, keys, algorithms=ALGORITHMS, registry=_REGISTRY)
     except InvalidKeyIdError:
         raise UnknownKey("no key of the client has this kid") from None
-    except (JoseError, ValueError, TypeError) as exc:
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise AssertionRefused(f"client_assertion signature is not valid: {exc}") from None
     return _check_claims(token.claims, client_id, audiences, now)
 

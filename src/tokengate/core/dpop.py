@@ -125,17 +125,26 @@ def verify_proof(
 
 
 def _verified_jws(proof: str, algorithms: Collection[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The claims and the `jwk` of a proof whose header and signature are good."""
+    obj = _compact(proof)
+    header = obj.headers()
+    jwk = _check_header(header, algorithms)
+    _check_signature(obj, _public_key(jwk, str(header["alg"])), algorithms)
+    return _claims(obj.payload), jwk
+
+
+def _compact(proof: str) -> jws.CompactSignature:
     if not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH:
         raise ProofRefused("the DPoP proof is too large")
     if proof.count(".") != 2:
         raise ProofRefused("the DPoP proof must be a compact JWS")
     try:
-        obj = jws.extract_compact(proof.encode("ascii"), registry=_REGISTRY)
-    except (JoseError, ValueError, TypeError):
+        return jws.extract_compact(proof.encode("ascii"), registry=_REGISTRY)
+    except (JoseError, ValueError, TypeError, RecursionError):  # JSON nested thousands deep
         raise ProofRefused("the DPoP proof is not a valid JWS") from None
-    header = obj.headers()
-    jwk = _check_header(header, algorithms)
-    key = _public_key(jwk, str(header["alg"]))
+
+
+def _check_signature(obj: jws.CompactSignature, key: Any, algorithms: Collection[str]) -> None:
     registry = (
         _REGISTRY
         if tuple(algorithms) == ALGORITHMS
@@ -147,13 +156,16 @@ def _verified_jws(proof: str, algorithms: Collection[str]) -> tuple[dict[str, An
         valid = False
     if not valid:
         raise ProofRefused("the DPoP proof's signature does not verify with its jwk")
+
+
+def _claims(payload: bytes) -> dict[str, Any]:
     try:
-        claims = json.loads(obj.payload)
-    except (ValueError, UnicodeDecodeError):
+        claims = json.loads(payload)
+    except (ValueError, RecursionError):
         claims = None
     if not isinstance(claims, dict):
         raise ProofRefused("the DPoP proof's payload is not a JSON object")
-    return claims, jwk
+    return claims
 
 
 def _allowed(algorithms: Collection[str]) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from tokengate.core.wire import (
     EVENTS_METADATA_MEMBER,
     EVENTS_PATH,
     INTROSPECT_PATH,
+    JWKS_PATH,
     REGISTER_PATH,
     REVOKE_PATH,
     TOKEN_PATH,
@@ -41,4 +42,13 @@ def server_metadata(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
         "scopes_supported": scopes,
+    }
+
+
+def signing_metadata(issuer: str, algorithms: list[str]) -> dict[str, Any]:
+    """RFC 8414 §2 `jwks_uri` and RFC 9701 §7: where the keys signing introspection
+    responses are, and their algorithms (only while the server signs)."""
+    return {
+        "jwks_uri": issuer.rstrip("/") + JWKS_PATH,
+        "introspection_signing_alg_values_supported": algorithms,
     }

@@ -26,6 +26,7 @@ INTROSPECT_PATH = "/oauth2/introspect"
 REVOKE_PATH = "/oauth2/revoke"
 EVENTS_PATH = "/oauth2/events"
 REGISTER_PATH = "/oauth2/register"  # RFC 7591 §3; RFC 7592 client URIs are under it
+JWKS_PATH = "/oauth2/jwks"  # RFC 8414 §2 `jwks_uri`: the keys signing RFC 9701 responses
 ADMIN_API_PATH = "/admin/api"
 ADMIN_CONSOLE_PATH = "/admin"  # the browser console (off unless enabled)
 METADATA_PATH = "/.well-known/oauth-authorization-server"

@@ -13,6 +13,8 @@ an admin token (`tokengate admin-tokens create --admin`) as the Bearer credentia
     POST   /admin/api/admin-tokens                 {"role", "ttl", "name"} → 201, token once
     POST   /admin/api/admin-tokens/{id}/revoke     revoke at once (404 if none or already)
     GET    /admin/api/audit?since=&client_id=&after=&limit=   audit entries, oldest first
+    GET    /admin/api/signing-keys                 the RFC 9701 signing keys (public facts, state)
+    POST   /admin/api/signing-keys/rotate          {"grace", "delay", "alg"} → 201, the new key
 
 Errors are OAuth-style JSON: 400 `invalid_request` / `invalid_client_metadata`, 401
 `invalid_token`, 403 `insufficient_scope`, 404 `not_found`, 405. Every action is audited with
@@ -33,10 +35,17 @@ from tokengate.core.errors import InvalidRequest, MethodNotAllowed, NotFound
 from tokengate.core.models import AdminRole
 from tokengate.core.registration import parse_metadata
 from tokengate.core.responses import Response, json_response
+from tokengate.core.signing_keys import (
+    ALGORITHMS,
+    DEFAULT_ALG,
+    DEFAULT_GRACE,
+    DEFAULT_PUBLICATION_DELAY,
+)
 from tokengate.core.wire import ADMIN_API_PATH
 from tokengate.management.operations import LocalOperations
 from tokengate.management.service import MAX_GRACE, Management
 from tokengate.server.admin_auth import AdminGate, json_body
+from tokengate.server.signing import KeyRing
 from tokengate.storage.base import Store
 
 MAX_AUDIT_PAGE = 1000
@@ -53,9 +62,12 @@ class AdminApi:
         gate: AdminGate,
         body: BodyReader,
         clock: Callable[[], float] = time.time,
+        *,
         on_change: Callable[[], None] = lambda: None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.store = store
+        self.keys = keys
         self.gate = gate
         self.body = body
         self.clock = clock
@@ -72,6 +84,7 @@ class AdminApi:
         )
         ops = LocalOperations(Management(self.store, f"admin-token:{token.token_id}", self.clock))
         request = _Request(ops, parts, query, lambda: json_body(self.body, receive, headers))
+        request.keys = self.keys
         response = await route(request)
         if method != "GET":
             self.on_change()
@@ -92,6 +105,7 @@ class _Request:
         self.parts = parts
         self.query = query
         self.body = body
+        self.keys: KeyRing | None = None
 
     async def json_object(self) -> dict[str, Any]:
         document = await self.body()
@@ -114,6 +128,8 @@ def _route(method: str, parts: list[str]) -> Route:
         ("admin-tokens",): {"GET": _admin_tokens, "POST": _admin_token},
         ("admin-tokens", "*", "revoke"): {"POST": _revoke_admin_token},
         ("audit",): {"GET": _audit},
+        ("signing-keys",): {"GET": _signing_keys},
+        ("signing-keys", "rotate"): {"POST": _rotate_signing_key},
     }
     named = parts[0] in ("clients", "admin-tokens")  # the second segment is an id
     shape = tuple("*" if i == 1 and named else p for i, p in enumerate(parts))
@@ -222,3 +238,29 @@ def _int(query: dict[str, list[str]], name: str, default: int) -> int:
     if not values[0].isdigit() or len(values[0]) > 15:
         raise InvalidRequest(f"{name} must be a non-negative integer")
     return int(values[0])
+
+
+def _key_ring(request: _Request) -> KeyRing:
+    if request.keys is None:
+        raise NotFound("this server does not sign (no key-encryption key)")
+    return request.keys
+
+
+async def _signing_keys(request: _Request) -> Response:
+    return json_response(200, {"signing_keys": _key_ring(request).views()})
+
+
+async def _rotate_signing_key(request: _Request) -> Response:
+    keys = _key_ring(request)
+    body = await request.json_object()
+    grace, delay = body.get("grace", DEFAULT_GRACE), body.get("delay", DEFAULT_PUBLICATION_DELAY)
+    alg = body.get("alg", DEFAULT_ALG)
+    for name, value in (("grace", grace), ("delay", delay)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_GRACE:
+            raise InvalidRequest(f"{name} must be an integer from 0 to {MAX_GRACE}")
+    if alg not in ALGORITHMS:
+        raise InvalidRequest(f"alg must be one of {', '.join(ALGORITHMS)}")
+    actor = request.ops.management.actor
+    key = await keys.rotate(actor, grace=grace, delay=delay, alg=alg)
+    made = next(v for v in keys.views() if v["kid"] == key.kid)
+    return json_response(201, made)

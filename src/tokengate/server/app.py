@@ -30,6 +30,7 @@ from tokengate.core.wire import (
     ADMIN_CONSOLE_PATH,
     EVENTS_PATH,
     INTROSPECT_PATH,
+    JWKS_PATH,
     METADATA_PATH,
     REGISTER_PATH,
     REVOKE_PATH,
@@ -47,6 +48,7 @@ from tokengate.server.metrics import ServerMetrics
 from tokengate.server.registration import Registration
 from tokengate.server.request_headers import request_headers
 from tokengate.server.settings import Settings
+from tokengate.server.signing import KeyRing
 from tokengate.server.stream import EventStream, start_position
 from tokengate.storage.base import PurgeInProgress, Store
 
@@ -76,9 +78,13 @@ class AuthorizationServer:
             heartbeat=settings.event_heartbeat,
         )
         self.hub = EventHub(store, settings.event_poll_interval, fanout)
+        kek = settings.key_encryption_key
+        self.keys = (
+            None if kek is None else KeyRing(store, kek, clock, settings.key_refresh_interval)
+        )
         self.endpoints = Endpoints(
             settings, store, clock, self.metrics,
-            on_revocation=self.hub.poke, cache_trusted=self.hub.is_current,
+            on_revocation=self.hub.poke, cache_trusted=self.hub.is_current, keys=self.keys,
         )  # fmt: skip
         self.metrics.gauge_function(
             "tokengate_token_cache_entries", "Token records cached in this process",
@@ -98,7 +104,9 @@ class AuthorizationServer:
         self.registration = Registration(
             store, gate, e.body, settings.issuer, clock=clock, on_change=self.hub.poke
         )
-        self.admin_api = AdminApi(store, gate, e.body, clock, on_change=self.hub.poke)
+        self.admin_api = AdminApi(
+            store, gate, e.body, clock, on_change=self.hub.poke, keys=self.keys
+        )
         self.console = (
             Console(settings.issuer, store, gate, e.body, hub=self.hub, clock=clock)
             if settings.admin_console
@@ -109,6 +117,7 @@ class AuthorizationServer:
             INTROSPECT_PATH: (frozenset({"POST"}), e.introspect),
             REVOKE_PATH: (frozenset({"POST"}), e.revoke),
             METADATA_PATH: (frozenset({"GET", "HEAD"}), e.metadata),
+            JWKS_PATH: (frozenset({"GET", "HEAD"}), e.signing_jwks),
             REGISTER_PATH: (frozenset({"POST"}), self.registration.register),
             "/healthz": (frozenset({"GET", "HEAD"}), e.health),
             "/metrics": (frozenset({"GET"}), self._metrics),
@@ -238,6 +247,13 @@ class AuthorizationServer:
         process that purges: `Settings.purger`)."""
         self._loop = asyncio.get_running_loop()
         await self.store.open()
+        if self.keys is not None:
+            await self.keys.start()
+        else:
+            log.warning(
+                "signed introspection responses (RFC 9701) are off: no key-encryption key"
+                " (TOKENGATE_KEY_ENCRYPTION_KEY or --key-encryption-key-file)"
+            )
         await self.hub.start()
         if self.settings.purger:
             self._purger = asyncio.create_task(self._purge_forever())
@@ -253,6 +269,8 @@ class AuthorizationServer:
         """Stop background work and close the store."""
         self.endpoints.body.close()
         await self.endpoints.jwks.close()
+        if self.keys is not None:
+            await self.keys.stop()
         await self.hub.stop()
         if self._purger is not None:
             self._purger.cancel()

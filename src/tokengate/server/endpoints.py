@@ -11,17 +11,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from tokengate.asgi.body import BodyReader
 from tokengate.asgi.types import Receive
-from tokengate.core import client_assertion, client_auth, introspection, revocation, token_endpoint
+from tokengate.core import (
+    client_assertion,
+    client_auth,
+    introspection,
+    introspection_jwt,
+    revocation,
+    token_endpoint,
+)
 from tokengate.core.conditional import entity_tag, none_match
 from tokengate.core.credentials import hash_value
 from tokengate.core.decoys import DECOY_TOKEN
 from tokengate.core.errors import InvalidClient, TooManyRequests
 from tokengate.core.forms import check_content_type, parse_form
-from tokengate.core.metadata import server_metadata
+from tokengate.core.metadata import server_metadata, signing_metadata
 from tokengate.core.models import AccessToken, Client
 from tokengate.core.responses import NO_STORE, Response, json_response
+from tokengate.core.signing_keys import JWKS_MAX_AGE
 from tokengate.core.wire import EVENTS_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
 from tokengate.server.audit_log import SecurityEvents
 from tokengate.server.auth_cache import AuthCache
@@ -31,6 +41,7 @@ from tokengate.server.jwks import JwksResolver
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.request_headers import PEER
 from tokengate.server.settings import Settings
+from tokengate.server.signing import KeyRing
 from tokengate.server.throttle import AuthThrottle
 from tokengate.server.token_cache import TokenCache
 from tokengate.storage.base import StaleClient, Store
@@ -43,6 +54,16 @@ _REVALIDATE = (b"cache-control", b"no-cache")
 # responses only, and an obsolete HTTP/1.0 field (RFC 9111 §5.4), so it is left out here.
 _INTROSPECTION_HEADERS = ((b"cache-control", b"no-store"),)
 _INACTIVE = json_response(200, introspection.INACTIVE, _INTROSPECTION_HEADERS)
+_JWT_HEADERS = (
+    (b"content-type", introspection_jwt.MEDIA_TYPE.encode("latin-1")),
+    *_INTROSPECTION_HEADERS,
+)
+# The JWKS changes only at a rotation, which publishes a key long before it signs
+# (`core.signing_keys.DEFAULT_PUBLICATION_DELAY` > this max-age).
+_JWKS_HEADERS = (
+    (b"content-type", b"application/jwk-set+json"),
+    (b"cache-control", f"public, max-age={JWKS_MAX_AGE}".encode("latin-1")),
+)
 # Form parameters that carry credentials: a request with any of them is never served from the
 # auth cache (an assertion in particular is verified, and its jti recorded, every time).
 _BODY_CREDENTIALS = frozenset(
@@ -63,6 +84,7 @@ class Endpoints:
         on_revocation: Callable[[], None] = lambda: None,
         cache_trusted: Callable[[], bool] = lambda: False,
         jwks: JwksResolver | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -78,6 +100,7 @@ class Endpoints:
         self.security = SecurityEvents(store, clock, settings.throttle.window_seconds)
         self.jwks = jwks or JwksResolver()
         self.dpop = DpopGate(store, settings.issuer, clock, nonces=settings.dpop_nonce)
+        self.keys = keys
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -214,6 +237,7 @@ class Endpoints:
         ).client
         self._check_may_introspect(caller)
         token = introspection.presented_token(form)
+        signed = self.keys is not None and introspection_jwt.wants_jwt(headers.get("accept"))
         token_hash = hash_value(token)
         metrics = self.metrics
         # A hit needs no format check: only lookups of well-formed tokens are cached.
@@ -226,13 +250,26 @@ class Endpoints:
             record, response = await self._look_up(token_hash, caller.client_id)
         else:
             metrics.introspected_inactive.value += 1
-            return _INACTIVE
+            return self._signed(introspection.INACTIVE, caller) if signed else _INACTIVE
         # Another audience's live token and an unknown one (the decoy) take the same steps here.
         if introspection.shown(record, caller, self.clock()):
             metrics.introspected_active.value += 1
+            if signed:
+                return self._signed(introspection.claims(record, self.settings.issuer), caller)
             return response
         metrics.introspected_inactive.value += 1
-        return _INACTIVE
+        return self._signed(introspection.INACTIVE, caller) if signed else _INACTIVE
+
+    def _signed(self, body: dict[str, Any], caller: Client) -> Response:
+        """RFC 9701 §5: the same answer as a JWT for the caller, signed with the current key."""
+        assert self.keys is not None  # `signed` is only True with a key ring
+        now = int(self.clock())
+        key, private = self.keys.signer(now)
+        claims = introspection_jwt.response_claims(
+            body, self.settings.issuer, caller.client_id, now
+        )
+        jws = introspection_jwt.sign_response(claims, private, key.kid, key.alg)
+        return Response(200, jws.encode("ascii"), _JWT_HEADERS)
 
     async def _look_up(self, token_hash: str, caller_id: str) -> tuple[AccessToken, Response]:
         """Read a token from storage (the decoy when unknown), render and cache its answer."""
@@ -273,12 +310,20 @@ class Endpoints:
         """RFC 8414 §3 metadata document."""
         scopes = sorted({s for c in await self.store.list_clients() for s in c.scopes})
         payload: dict[str, Any] = server_metadata(self.settings.issuer, scopes)
+        if self.keys is not None:
+            payload |= signing_metadata(self.settings.issuer, self.keys.algorithms(self.clock()))
         document = json_response(200, payload)
         tag = entity_tag(document.body)
         validators = (_REVALIDATE, (b"etag", tag.encode("latin-1")))
         if none_match(headers.get("if-none-match"), tag):
             return Response(304, b"", validators)  # RFC 9110 §15.4.5: the validators, no body
         return json_response(200, payload, validators)
+
+    async def signing_jwks(self, receive: Receive, headers: dict[str, str]) -> Response:
+        """RFC 8414 `jwks_uri`: the public keys that sign introspection responses (RFC 9701)."""
+        if self.keys is None:
+            return json_response(404, {"error": "not_found"})
+        return Response(200, orjson.dumps(self.keys.jwks(self.clock())), _JWKS_HEADERS)
 
     async def health(self, receive: Receive, headers: dict[str, str]) -> Response:
         """Liveness and storage reachability; under `serve --workers`, which worker answered."""

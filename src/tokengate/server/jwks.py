@@ -97,7 +97,7 @@ class JwksResolver:
             async with asyncio.timeout(FETCH_DEADLINE):
                 body = await self._get(uri)
             keys = parse_jwks(json.loads(body))
-        except (httpx.HTTPError, TimeoutError, BadJwks, ValueError) as exc:
+        except (httpx.HTTPError, TimeoutError, BadJwks, ValueError, RecursionError) as exc:
             raise AssertionRefused(f"the client's jwks_uri gave no usable JWKS: {exc}") from None
         if len(self._fetched) >= MAX_ENTRIES:
             self._fetched.clear()

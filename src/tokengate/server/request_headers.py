@@ -11,10 +11,11 @@ _WANTED = {
     name.encode(): name
     for name in (
         "authorization", "content-type", "content-length", "x-request-id", "if-none-match", "dpop",
+        "accept",  # RFC 9701 §4: a signed introspection response is asked for with it
     )
 }  # fmt: skip
 # List-valued fields (RFC 9110 §5.3): repeated lines are one comma-separated value.
-_LISTS = frozenset({"if-none-match"})
+_LISTS = frozenset({"if-none-match", "accept"})
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

@@ -36,3 +36,8 @@ class Settings:
     purger: bool = True
     # RFC 9449 §8: DPoP proofs at the token endpoint must carry a nonce of ours (`DPoP-Nonce`).
     dpop_nonce: bool = False
+    # RFC 9701 signed introspection responses: the key-encryption key sealing the signing keys
+    # in the store (`server.signing`). None: the server does not sign (and says so at start).
+    key_encryption_key: bytes | None = field(default=None, repr=False)
+    # Seconds between reads of the key set: below a rotation's publication delay (600 s).
+    key_refresh_interval: float = 30.0

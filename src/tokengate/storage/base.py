@@ -21,6 +21,7 @@ from typing import Protocol
 
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
+from tokengate.core.signing_keys import SigningKey
 
 
 class StaleClient(Exception):
@@ -226,6 +227,24 @@ class SecretStore(Protocol):
         callers exactly one stores, and all get the same value. Durable when this returns."""
 
 
+class SigningKeyStore(Protocol):
+    """RFC 9701 §5: the server's signing keys (private halves sealed); a handful of rows."""
+
+    async def signing_keys(self) -> list[SigningKey]:
+        """Every stored key, oldest first."""
+
+    async def add_first_signing_key(self, key: SigningKey) -> bool:
+        """Insert `key` only while no stored key is unretired (`retire_at` None): the first
+        start's key, once however many replicas race; False (nothing written) otherwise."""
+
+    async def rotate_signing_key(
+        self, key: SigningKey, retire_at: int, *, audit: AuditEntry | None = None
+    ) -> int:
+        """In one transaction: every key not yet retiring gets `retire_at`, keys retired at or
+        before `key.created_at` are deleted, `key` is inserted (`ValueError` if its kid is
+        stored). Returns how many keys were given `retire_at`."""
+
+
 class Store(
     ClientStore,
     TokenStore,
@@ -234,6 +253,7 @@ class Store(
     AuditStore,
     AssertionStore,
     SecretStore,
+    SigningKeyStore,
     Protocol,
 ):
     """A complete backend. `open` creates the schema (idempotent, safe to race)."""

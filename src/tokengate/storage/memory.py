@@ -6,6 +6,7 @@ import dataclasses
 
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, AdminToken, Client, EventKind, RevocationEvent
+from tokengate.core.signing_keys import SigningKey
 from tokengate.storage.base import DEFAULT_PACE, ClientActivity, PurgePace, StaleClient
 
 
@@ -20,6 +21,7 @@ class MemoryStore:
         self._audit: list[AuditEntry] = []
         self._assertions: dict[str, int] = {}
         self._secrets: dict[str, str] = {}
+        self._signing_keys: dict[str, SigningKey] = {}
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -172,6 +174,33 @@ class MemoryStore:
 
     async def shared_secret(self, name: str, candidate: str, at: int) -> str:
         return self._secrets.setdefault(name, candidate)
+
+    async def signing_keys(self) -> list[SigningKey]:
+        return sorted(self._signing_keys.values(), key=lambda k: (k.created_at, k.kid))
+
+    async def add_first_signing_key(self, key: SigningKey) -> bool:
+        if any(k.retire_at is None for k in self._signing_keys.values()):
+            return False
+        self._signing_keys[key.kid] = key
+        return True
+
+    async def rotate_signing_key(
+        self, key: SigningKey, retire_at: int, *, audit: AuditEntry | None = None
+    ) -> int:
+        if key.kid in self._signing_keys:
+            raise ValueError(f"signing key {key.kid} exists")
+        kept = {
+            kid: k
+            for kid, k in self._signing_keys.items()
+            if k.retire_at is None or k.retire_at > key.created_at
+        }
+        retiring = [kid for kid, k in kept.items() if k.retire_at is None]
+        for kid in retiring:
+            kept[kid] = dataclasses.replace(kept[kid], retire_at=retire_at)
+        kept[key.kid] = key
+        self._signing_keys = kept
+        self._record(audit)
+        return len(retiring)
 
     async def events_after(self, position: int, limit: int = 1000) -> list[RevocationEvent]:
         return self._events[position : position + limit]

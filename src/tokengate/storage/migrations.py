@@ -25,6 +25,7 @@ from tokengate.storage.schema import (
     AUDIT,
     CLIENTS,
     SECRETS,
+    SIGNING_KEYS,
     TOKENS,
     Dialect,
     Table,
@@ -98,6 +99,11 @@ def _v5_dpop(d: Dialect) -> list[str]:
     return added + d.create_statements((SECRETS,))
 
 
+def _signing_keys(d: Dialect) -> list[str]:
+    # Self-contained (its own table only), so it can be renumbered at a merge.
+    return d.create_statements((SIGNING_KEYS,))
+
+
 # Versions after the first, in order.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "rotation with grace, RFC 7591/7592 registration, admin tokens, audit log", _v2),
@@ -112,6 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5, "DPoP (RFC 9449): token key thumbprints, DPoP-bound clients, shared secrets", _v5_dpop
     ),
+    Migration(6, "RFC 9701 signed introspection: the server's signing keys", _signing_keys),
 )
 
 

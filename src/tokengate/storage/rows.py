@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from tokengate.core.audit import AuditEntry
 from tokengate.core.decoys import DECOY_CLIENT, DECOY_TOKEN
 from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
+from tokengate.core.signing_keys import SigningKey
 from tokengate.storage.schema import (
     ADMIN_TOKENS,
     AUDIT,
     CLIENT_METADATA,
     CLIENTS,
     EVENTS,
+    SIGNING_KEYS,
     TOKENS,
     Table,
 )
@@ -62,6 +64,7 @@ TOKEN_ROWS = RowCodec(TOKENS, AccessToken)
 EVENT_ROWS = RowCodec(EVENTS, RevocationEvent)
 ADMIN_TOKEN_ROWS = RowCodec(ADMIN_TOKENS, AdminToken)
 AUDIT_ROWS = RowCodec(AUDIT, AuditEntry)
+SIGNING_KEY_ROWS = RowCodec(SIGNING_KEYS, SigningKey)
 
 client_row = CLIENT_ROWS.row
 client_from_row = CLIENT_ROWS.record
@@ -71,6 +74,8 @@ event_from_row = EVENT_ROWS.record
 admin_token_row = ADMIN_TOKEN_ROWS.row
 admin_token_from_row = ADMIN_TOKEN_ROWS.record
 audit_from_row = AUDIT_ROWS.record
+signing_key_row = SIGNING_KEY_ROWS.row
+signing_key_from_row = SIGNING_KEY_ROWS.record
 
 
 def audit_row(record: AuditEntry) -> tuple[Any, ...]:

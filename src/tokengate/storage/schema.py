@@ -250,7 +250,24 @@ SECRETS = Table(
     without_rowid=True,
 )
 
-TABLES = (CLIENTS, TOKENS, EVENTS, ADMIN_TOKENS, AUDIT, ASSERTIONS, SECRETS)
+# RFC 9701 §5: the server's own signing keys (`core.signing_keys`); the private JWK only sealed
+# under a key-encryption key that is not in the database. A handful of rows, read whole.
+SIGNING_KEYS = Table(
+    "signing_keys",
+    (
+        Column("kid", Type.TEXT),
+        Column("alg", Type.TEXT),
+        Column("public_jwk", Type.TEXT),
+        Column("sealed_private", Type.TEXT),
+        Column("created_at", Type.INTEGER),
+        Column("active_at", Type.INTEGER),
+        Column("retire_at", Type.INTEGER, nullable=True),
+    ),
+    primary_key="kid",
+    without_rowid=True,
+)
+
+TABLES = (CLIENTS, TOKENS, EVENTS, ADMIN_TOKENS, AUDIT, ASSERTIONS, SECRETS, SIGNING_KEYS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,12 +69,14 @@ class IntrospectionRequests:
 
     __slots__ = ("endpoint", "headers")
 
-    def __init__(self, endpoint: str, credentials: ClientCredentials) -> None:
+    def __init__(
+        self, endpoint: str, credentials: ClientCredentials, accept: str | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.headers = (
             ("authorization", credentials.basic_authorization()),
             ("content-type", "application/x-www-form-urlencoded"),
-            ("accept", "application/json"),
+            ("accept", accept or "application/json"),
         )
 
     def for_token(self, token: str) -> HttpRequest:
@@ -85,9 +87,14 @@ class IntrospectionRequests:
 
 def parse_introspection(response: HttpResponse) -> TokenClaims:
     """RFC 7662 §2.2: a 200 JSON object with a boolean `active`; anything else is an error."""
+    return parse_claims(_json(checked_status(response).body, InvalidIntrospectionResponse))
+
+
+def checked_status(response: HttpResponse) -> HttpResponse:
+    """The response if it is a 200; `IntrospectionUnavailable` (with any Retry-After) if not."""
     if response.status != 200:
         raise _unexpected_status(response)
-    return parse_claims(_json(response.body, InvalidIntrospectionResponse))
+    return response
 
 
 def metadata_url(issuer: str) -> str:
@@ -120,6 +127,21 @@ def parse_metadata(response: HttpResponse, issuer: str, *, allow_insecure: bool 
         return check_endpoint(endpoint, allow_insecure=allow_insecure)
     except ValueError as exc:
         raise DiscoveryError(f"metadata 'introspection_endpoint' is unusable: {exc}") from None
+
+
+def jwks_uri(metadata: HttpResponse, *, allow_insecure: bool = False) -> str:
+    """RFC 8414 §2 `jwks_uri` (RFC 9701 keys) of a metadata answer `parse_metadata` accepted."""
+    try:
+        document = orjson.loads(metadata.body)
+    except (ValueError, RecursionError):
+        raise DiscoveryError("metadata is not JSON") from None
+    uri = document.get("jwks_uri") if isinstance(document, dict) else None
+    if not isinstance(uri, str):
+        raise DiscoveryError("metadata has no 'jwks_uri': the issuer does not sign responses")
+    try:
+        return check_endpoint(uri, allow_insecure=allow_insecure)
+    except ValueError as exc:
+        raise DiscoveryError(f"metadata 'jwks_uri' is unusable: {exc}") from None
 
 
 def check_endpoint(url: str, *, allow_insecure: bool = False) -> str:

@@ -23,8 +23,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.claims import TokenClaims, parse_claims
 from tokengate.resource.protocol.errors import IntrospectionError, IntrospectionUnavailable
 from tokengate.resource.protocol.resilience import (
     DEFAULT_RETRY,
@@ -39,6 +40,8 @@ from tokengate.resource.protocol.rfc7662 import (
     IntrospectionRequests,
     check_endpoint,
     check_issuer,
+    checked_status,
+    jwks_uri,
     metadata_request,
     parse_introspection,
     parse_metadata,
@@ -47,7 +50,11 @@ from tokengate.resource.runtime.http import AttemptTimeouts, HttpTransport, Tran
 from tokengate.resource.runtime.singleflight import SingleFlight
 from tokengate.resource.runtime.stats import Stats
 
+if TYPE_CHECKING:
+    from tokengate.resource.runtime.signed import SignedResponses
+
 logger = logging.getLogger("tokengate.resource")
+_SIGNED_ACCEPT = "application/token-introspection+jwt"  # RFC 9701 §4
 Clock = Callable[[], float]
 
 
@@ -93,6 +100,7 @@ class IntrospectionClient:
         allow_insecure: bool = False,
         rng: Callable[[], float] = random.random,
         monotonic: Clock = time.monotonic,
+        signed: SignedResponses | None = None,
     ) -> None:
         if (endpoint is None) == (issuer is None):
             raise ValueError("give exactly one of endpoint or issuer")
@@ -113,6 +121,7 @@ class IntrospectionClient:
         self._monotonic = monotonic
         self._discovery = SingleFlight[str]()
         self._requests: IntrospectionRequests | None = None
+        self.signed = signed
 
     @property
     def endpoint(self) -> str | None:
@@ -147,16 +156,28 @@ class IntrospectionClient:
     async def _introspect(self, token: str) -> TokenClaims:
         requests = self._requests
         if requests is None:
-            requests = self._requests = IntrospectionRequests(
-                await self.discover(), self.credentials
-            )
-        return parse_introspection(await self._send(requests.for_token(token), self._monotonic()))
+            endpoint = await self.discover()
+            accept = None if self.signed is None else _SIGNED_ACCEPT
+            requests = self._requests = IntrospectionRequests(endpoint, self.credentials, accept)
+        response = await self._send(requests.for_token(token), self._monotonic())
+        if self.signed is None:
+            return parse_introspection(response)
+        return parse_claims(await self.signed.claims(checked_status(response), self._fetch))
+
+    async def _fetch(self, request: HttpRequest) -> HttpResponse:
+        """A GET for the signature checks (the issuer's JWKS), within the same timeouts."""
+        if self.signed is not None and self.signed.jwks_url is None:
+            await self.discover()
+        return await self._send(request, self._monotonic())
 
     async def _fetch_metadata(self) -> str:
         assert self.issuer is not None  # only called when no endpoint was configured
         response = await self._send(metadata_request(self.issuer), self._monotonic())
-        self._endpoint = parse_metadata(response, self.issuer, allow_insecure=self._allow_insecure)
-        return self._endpoint
+        endpoint = parse_metadata(response, self.issuer, allow_insecure=self._allow_insecure)
+        if self.signed is not None and self.signed.jwks_url is None:
+            self.signed.jwks_url = jwks_uri(response, allow_insecure=self._allow_insecure)
+        self._endpoint = endpoint
+        return endpoint
 
     async def _send(self, request: HttpRequest, started: float) -> HttpResponse:
         retry = 0

@@ -52,6 +52,10 @@ class ValidatorSettings:
     ca_file: str | None = None  # PEM CAs trusted for https:// to the issuer (None: the system's)
     dpop: ProofPolicy = DEFAULT_PROOF_POLICY
     dpop_replay_entries: int = 200_000
+    # RFC 9701: ask for signed answers and accept nothing else (needs `issuer`, the expected
+    # `iss`; the keys come from its metadata's `jwks_uri` unless `jwks_url` names them).
+    signed_introspection: bool = False
+    jwks_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.issuer is not None and self.introspection_url is not None:
@@ -60,6 +64,8 @@ class ValidatorSettings:
             raise ValueError("cache bounds must not be negative")
         if self.dpop_replay_entries < 1:
             raise ValueError("dpop_replay_entries must be >= 1")
+        if self.signed_introspection and self.issuer is None:
+            raise ValueError("signed_introspection needs issuer (the expected iss)")
         if self.failure_threshold < 1 or self.cooldown <= 0 or self.shared_cache_timeout <= 0:
             raise ValueError("failure_threshold must be >= 1, cooldown and timeouts > 0")
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tokengate.core.credentials import hash_value
 from tokengate.resource.protocol.claims import TokenClaims
@@ -47,6 +47,9 @@ from tokengate.resource.runtime.stats import Stats
 from tokengate.resource.runtime.subscriber import RevocationSubscriber
 from tokengate.resource.runtime.tls import client_context
 from tokengate.resource.runtime.transport import PooledTransport
+
+if TYPE_CHECKING:
+    from tokengate.resource.runtime.signed import SignedResponses
 
 logger = logging.getLogger("tokengate.resource")
 Clock = Callable[[], float]
@@ -327,7 +330,18 @@ class Validator:
             retry=s.retry,
             breaker=CircuitBreaker(failure_threshold=s.failure_threshold, cooldown=s.cooldown),
             allow_insecure=s.allow_insecure,
+            signed=self._signed(),
         )
+
+    def _signed(self) -> SignedResponses | None:
+        """RFC 9701 verification, when asked for (joserfc is loaded only then)."""
+        s = self.settings
+        if not s.signed_introspection:
+            return None
+        assert s.issuer is not None  # `ValidatorSettings` checks it
+        from tokengate.resource.runtime.signed import SignedResponses  # noqa: PLC0415 (joserfc)
+
+        return SignedResponses(s.issuer, s.client_id, s.jwks_url, clock=self._clock)
 
     def _subscriber(self) -> RevocationSubscriber | None:
         s = self.settings

@@ -14,6 +14,7 @@ from tokengate.storage.schema import (
     EVENTS,
     POSTGRES,
     SECRETS,
+    SIGNING_KEYS,
     TOKENS,
     insert_into,
     select,
@@ -85,3 +86,10 @@ EVENTS_INSERT = (
 )
 EVENTS_AFTER = select(EVENTS) + " WHERE position > %s ORDER BY position LIMIT %s"
 LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
+
+SIGNING_KEYS_LIST = select(SIGNING_KEYS) + " ORDER BY created_at, kid"
+SIGNING_KEY_INSERT = POSTGRES.insert(SIGNING_KEYS)
+SIGNING_KEY_UNRETIRED = "SELECT 1 FROM signing_keys WHERE retire_at IS NULL LIMIT 1"
+SIGNING_KEYS_DROP = "DELETE FROM signing_keys WHERE retire_at IS NOT NULL AND retire_at <= %s"
+SIGNING_KEYS_RETIRE = "UPDATE signing_keys SET retire_at = %s WHERE retire_at IS NULL"
+ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(%s)"

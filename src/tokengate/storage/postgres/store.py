@@ -32,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, AdminToken, Client, EventKind, RevocationEvent
+from tokengate.core.signing_keys import SigningKey
 from tokengate.storage.base import (
     DEFAULT_PACE,
     ClientActivity,
@@ -58,6 +59,8 @@ from tokengate.storage.rows import (
     event_from_row,
     found_client,
     found_token,
+    signing_key_from_row,
+    signing_key_row,
     token_from_row,
     token_row,
 )
@@ -69,6 +72,7 @@ _OUTAGES = (psycopg.OperationalError, ConnectionError, TimeoutError)
 PURGE_CHUNK = 5000  # assertion keys per purge statement
 _EVENTS_LOCK = int.from_bytes(b"tgevents", "big")  # pg_advisory_xact_lock key (bigint)
 _PURGE_LOCK = int.from_bytes(b"tgpurge_", "big")  # pg_try_advisory_lock key: one purger
+_KEYS_LOCK = int.from_bytes(b"tgkeys__", "big")  # pg_advisory_xact_lock key: key-set writes
 
 _Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -372,6 +376,34 @@ class PostgresStore:
             if row is not None:
                 return str(row[0])
         raise StorageUnavailable(f"shared secret {name} neither stored nor found")
+
+    # -- signing keys (RFC 9701 §5) -------------------------------------------------------------
+
+    async def signing_keys(self) -> list[SigningKey]:
+        return [signing_key_from_row(row) for row in await self._all(q.SIGNING_KEYS_LIST)]
+
+    async def add_first_signing_key(self, key: SigningKey) -> bool:
+        # Read committed lets two replicas both see "none": the lock orders them.
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(q.ADVISORY_XACT_LOCK, (_KEYS_LOCK,))
+            if await (await conn.execute(q.SIGNING_KEY_UNRETIRED)).fetchone() is not None:
+                return False
+            await conn.execute(q.SIGNING_KEY_INSERT, signing_key_row(key))
+            return True
+
+    async def rotate_signing_key(
+        self, key: SigningKey, retire_at: int, *, audit: AuditEntry | None = None
+    ) -> int:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await conn.execute(q.ADVISORY_XACT_LOCK, (_KEYS_LOCK,))
+                await conn.execute(q.SIGNING_KEYS_DROP, (key.created_at,))
+                retired = (await conn.execute(q.SIGNING_KEYS_RETIRE, (retire_at,))).rowcount
+                await conn.execute(q.SIGNING_KEY_INSERT, signing_key_row(key))
+                await _audit(conn, audit)
+        except psycopg.errors.UniqueViolation as exc:
+            raise ValueError(f"signing key {key.kid} already stored") from exc
+        return retired
 
     # -- events ------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from tokengate.storage.schema import (
     CLIENTS,
     EVENTS,
     SECRETS,
+    SIGNING_KEYS,
     SQLITE,
     TOKENS,
     digest_key,
@@ -104,6 +105,16 @@ _ASSERTIONS_PURGE = (
     "DELETE FROM assertions WHERE key_hash IN"
     " (SELECT key_hash FROM assertions WHERE expires_at <= ? LIMIT ?)"
 )
+
+SIGNING_KEYS_LIST = select(SIGNING_KEYS) + " ORDER BY created_at, kid"
+# S608: built from `schema` identifiers and placeholders, never from input.
+_SIGNING_KEY_FIRST = (
+    f"{insert_into(SIGNING_KEYS)} SELECT {SQLITE.params(len(SIGNING_KEYS.written))}"  # noqa: S608
+    " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retire_at IS NULL)"
+)
+_SIGNING_KEY_INSERT = SQLITE.insert(SIGNING_KEYS)
+_SIGNING_KEYS_DROP = "DELETE FROM signing_keys WHERE retire_at IS NOT NULL AND retire_at <= ?"
+_SIGNING_KEYS_RETIRE = "UPDATE signing_keys SET retire_at = ? WHERE retire_at IS NULL"
 
 
 def insert_client(
@@ -255,3 +266,23 @@ def _emit(
 ) -> None:
     # In the order of EVENTS.written: kind, client_id, token_hash, occurred_at.
     conn.execute(_EVENTS_INSERT, (kind.value, client_id, token_hash, at))
+
+
+def add_first_signing_key(row: tuple[Any, ...], conn: sqlite3.Connection) -> bool:
+    """Insert the key unless an unretired one exists (writes are serialized: atomic)."""
+    return bool(conn.execute(_SIGNING_KEY_FIRST, row).rowcount)
+
+
+def rotate_signing_key(
+    row: tuple[Any, ...],
+    created_at: int,
+    retire_at: int,
+    audit: AuditEntry | None,
+    conn: sqlite3.Connection,
+) -> int:
+    """Drop long-retired keys, retire the unretired ones, insert the new one."""
+    conn.execute(_SIGNING_KEYS_DROP, (created_at,))
+    retired = conn.execute(_SIGNING_KEYS_RETIRE, (retire_at,)).rowcount
+    _insert(_SIGNING_KEY_INSERT, row, f"signing key {row[0]}", conn)
+    append_audit(audit, conn)
+    return int(retired)

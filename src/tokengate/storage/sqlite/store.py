@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from tokengate.core.audit import AuditEntry
 from tokengate.core.models import AccessToken, AdminToken, Client, RevocationEvent
+from tokengate.core.signing_keys import SigningKey
 from tokengate.storage.base import DEFAULT_PACE, ClientActivity, PurgePace, StorageUnavailable
 from tokengate.storage.group_commit import GroupCommit
 from tokengate.storage.purge import paced
@@ -52,6 +53,8 @@ from tokengate.storage.rows import (
     event_from_row,
     found_client,
     found_token,
+    signing_key_from_row,
+    signing_key_row,
     token_row,
 )
 from tokengate.storage.schema import digest_key
@@ -299,6 +302,21 @@ class SQLiteStore:
         while (n := await self._write(op)) > 0:
             total += n
         return total
+
+    async def signing_keys(self) -> list[SigningKey]:
+        return [signing_key_from_row(row) for row in self._rows(ops.SIGNING_KEYS_LIST)]
+
+    async def add_first_signing_key(self, key: SigningKey) -> bool:
+        row = signing_key_row(key)
+        return await self._write(functools.partial(ops.add_first_signing_key, row))
+
+    async def rotate_signing_key(
+        self, key: SigningKey, retire_at: int, *, audit: AuditEntry | None = None
+    ) -> int:
+        op = functools.partial(
+            ops.rotate_signing_key, signing_key_row(key), key.created_at, retire_at, audit
+        )
+        return await self._write(op)
 
     async def _write(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
         """Queue `op`; it runs in the next group transaction and this returns once committed."""
