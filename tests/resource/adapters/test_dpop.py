@@ -190,3 +190,22 @@ def test_an_unbound_bearer_token_still_passes(exchange: Exchange) -> None:
     """The bearer path is unchanged for unbound tokens."""
     (answer,) = exchange([("GET", "/api/hello", {"Authorization": f"Bearer {UNBOUND}"})])
     assert answer.status_code == 200
+
+
+def test_a_scope_missing_behind_the_middleware_is_answered_in_the_dpop_scheme() -> None:
+    """FastAPI's dependency behind the middleware: a DPoP caller lacking a scope gets its 403
+    in the `DPoP` challenge."""
+    validator = _validator()
+    dependency = require_scopes("write")
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse({"sub": (await dependency(request)).sub})
+
+    handlers = {BearerHTTPException: bearer_exception_handler}
+    inner = Starlette(routes=[Route("/api/hello", endpoint)], exception_handlers=handlers)
+    app = TokenGateMiddleware(inner, validator, policy=POLICY)
+    (answer,) = _over_asgi(app, [("GET", "/api/hello", _dpop())])  # type: ignore[arg-type]
+    assert answer.status_code == 403
+    assert answer.headers["www-authenticate"].startswith(
+        'DPoP realm="tokengate", error="insufficient_scope"'
+    )

@@ -26,7 +26,8 @@ from starlette.responses import Response
 from tokengate.resource.adapters import require_validator, scope_url, validated
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.decision import check_scopes
-from tokengate.resource.protocol.errors import BearerError
+from tokengate.resource.protocol.dpop import DEFAULT_PROOF_POLICY
+from tokengate.resource.protocol.errors import DPOP, BearerError
 from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_credentials
 from tokengate.resource.protocol.responses import DEFAULT_REALM, render_error
 from tokengate.resource.runtime.validator import Validator
@@ -88,7 +89,12 @@ async def _claims(
 ) -> TokenClaims:
     existing = connection.scope.get("auth")
     if isinstance(existing, TokenClaims) and existing.active:
-        check_scopes(existing, required)  # the middleware already checked the token itself
+        try:
+            check_scopes(existing, required)  # the middleware already checked the token itself
+        except BearerError as error:
+            if existing.jkt is not None:  # it came with a DPoP proof: answer in that scheme
+                error.scheme = DPOP
+            raise
         return existing
     chosen = validator or getattr(connection.app.state, VALIDATOR_STATE_KEY, None)
     if not isinstance(chosen, Validator):
@@ -107,7 +113,8 @@ async def _claims(
     )
 
 
-def _algs(connection: HTTPConnection, validator: Validator | None) -> str | None:
-    """The DPoP `algs` of the validator in use, for the challenge (None: Bearer only)."""
+def _algs(connection: HTTPConnection, validator: Validator | None) -> str:
+    """The DPoP `algs` of the validator in use, for the challenge; behind the middleware (whose
+    validator the dependency cannot see) the default policy's."""
     chosen = validator or getattr(connection.app.state, VALIDATOR_STATE_KEY, None)
-    return chosen.algs if isinstance(chosen, Validator) else None
+    return chosen.algs if isinstance(chosen, Validator) else DEFAULT_PROOF_POLICY.algs
