@@ -44,6 +44,7 @@ def test_defaults_are_the_settings_defaults() -> None:
         assert getattr(settings, name) == DEFAULTS[name], name
     assert settings.timeouts.total == DEFAULTS["timeouts"].total
     assert settings.stream_timeouts == DEFAULTS["stream_timeouts"]
+    assert settings.dpop == DEFAULTS["dpop"]
 
 
 def test_every_option_reads_the_command_prefix() -> None:
@@ -77,6 +78,23 @@ def test_secret_from_a_file(tmp_path: Path) -> None:
                                 "--client-secret-file", str(secret)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert settings.client_secret == "tgcs_from_file"
+
+
+def test_dpop_options() -> None:
+    """`--dpop-origin` (repeatable, or `;`-separated in the environment) and `--dpop-max-age`."""
+    base = ["--issuer", "https://as.example", "--client-id", "rs", "--client-secret", "s"]
+    args = [*base, "--dpop-origin", "https://api.example", "--dpop-origin", "http://127.0.0.1:8000"]
+    result, (settings,) = _run([*args, "--dpop-max-age", "60"])
+    assert result.exit_code == 0, result.output
+    assert settings.dpop.max_age == 60
+    assert settings.dpop.allowed_origins == {"https://api.example", "http://127.0.0.1:8000"}
+    env = {"TOKENGATE_T_DPOP_ORIGIN": "https://a.example;https://b.example"}
+    result, (settings,) = _run(base, env)
+    assert settings.dpop.origins == ("https://a.example", "https://b.example")
+    result, seen = _run([*base, "--dpop-origin", "api.example"])
+    assert result.exit_code != 0
+    assert not seen
+    assert "not an origin" in result.output
 
 
 @pytest.mark.parametrize(

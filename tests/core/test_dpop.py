@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import warnings
 from typing import Any
 
@@ -16,6 +17,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from tokengate.core import dpop
+from tokengate.resource.testing import DPoPKey
 
 NOW = 1_562_262_616  # RFC 9449 §4.1 example `iat`
 URL = "https://server.example.com/token"
@@ -340,3 +342,30 @@ def test_fuzz_headers(header: dict[str, Any]) -> None:
     segment = b64(json.dumps(header).encode())
     with pytest.raises(dpop.ProofRefused):
         verify(segment + "." + b64(json.dumps(claims()).encode()) + "." + b64(b"sig"))
+
+
+def test_a_remembered_key_still_needs_a_good_signature() -> None:
+    """After a good proof, a proof with the same header (so the same remembered key) and a
+    tampered payload or signature is still refused."""
+    key, url, now = DPoPKey(), "https://rs.example/a", time.time()
+    assert dpop.verify_proof(key.proof("GET", url), method="GET", url=url, now=now).jkt == key.jkt
+    header, payload, signature = key.proof("GET", url).split(".")
+    other_payload = key.proof("POST", url).split(".")[1]
+    forged = {
+        "POST": f"{header}.{other_payload}.{signature}",
+        "GET": f"{header}.{payload}.x{signature[1:]}",
+    }
+    for method, proof in forged.items():
+        with pytest.raises(dpop.ProofRefused, match="signature"):
+            dpop.verify_proof(proof, method=method, url=url, now=now)
+
+
+def test_the_key_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proofs from more keys than the memo holds keep it within its bound."""
+    monkeypatch.setattr(dpop, "KEY_MEMO_ENTRIES", 3)
+    url = "https://rs.example/a"
+    for _ in range(7):
+        key = DPoPKey()
+        proof = key.proof("GET", url)
+        assert dpop.verify_proof(proof, method="GET", url=url, now=time.time()).jkt == key.jkt
+        assert len(dpop._KEYS) <= 3

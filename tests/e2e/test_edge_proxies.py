@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.dpop import DpopKey, bare_challenges
 from tests.support.edge import EdgeStack, echo_upstream, edge_stack
 from tests.support.proxies import caddy, nginx, require_proxies
 from tests.support.servers import free_port
@@ -119,7 +120,7 @@ def test_no_token_is_401_with_the_challenge(edge: str) -> None:
     """401 with one bare `Bearer realm` challenge; the upstream never sees the request."""
     answer = send(edge, "/auth-api/x")
     assert answer.status_code == 401
-    assert answer.headers.get_list("www-authenticate") == ['Bearer realm="tokengate"']
+    assert answer.headers.get_list("www-authenticate") == [bare_challenges("tokengate")]
     assert not reached(answer)
     invalid = send(edge, "/auth-api/x", [("X-Access-Token", "tgat_not-a-token")])
     assert invalid.status_code == 401
@@ -195,3 +196,40 @@ def test_outages_are_503_never_500(kind: Kind, tmp_path: Path, upstream: str) ->
         gone = send(url, "/auth-api/x", [("X-Access-Token", cached)])
         assert gone.status_code == (503 if kind == "nginx" else 502)
         assert not reached(gone)
+
+
+def _bound_token(stack: EdgeStack, key: DpopKey) -> str:
+    proof = key.proof(stack.server.issuer + "/oauth2/token")
+    form = {"grant_type": "client_credentials"}
+    answer = httpx.post(
+        stack.server.base_url + "/oauth2/token",
+        data=form,
+        headers={"DPoP": proof},
+        auth=stack.client,
+    )
+    assert answer.json()["token_type"] == "DPoP", answer.text
+    return str(answer.json()["access_token"])
+
+
+def test_dpop_bound_token_with_its_proof(edge: str, stack: EdgeStack) -> None:
+    """RFC 9449 §7: the proof reaches authz and the upstream, checked for the URL the client
+    called (the proxy's scheme and Host); replayed, or as Bearer, it is a relayed 401."""
+    key = DpopKey()
+    token = _bound_token(stack, key)
+    url = edge + "/auth-api/x"
+    headers = [
+        ("Authorization", f"DPoP {token}"),
+        ("DPoP", key.proof(url, "GET", access_token=token)),
+    ]
+    answer = send(edge, "/auth-api/x?page=2", headers)
+    assert answer.status_code == 200, answer.text
+    assert reached(answer)
+    seen = {k.lower(): v for k, v in answer.json()["headers"]}
+    assert seen["dpop"] == headers[1][1]
+    replayed = send(edge, "/auth-api/x?page=2", headers)
+    assert replayed.status_code == 401
+    assert 'error="invalid_dpop_proof"' in replayed.headers["www-authenticate"]
+    assert not reached(replayed)
+    bearer = send(edge, "/auth-api/x", [("Authorization", f"Bearer {token}")])
+    assert bearer.status_code == 401
+    assert 'error="invalid_token"' in bearer.headers["www-authenticate"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.dpop import bare_challenges
 from tests.support.servers import (
     TOKENGATE,
     ServerProcess,
@@ -200,7 +201,7 @@ def test_introspect_mode_refuses_and_forwards_claims(
     reader = token(auth_server, clients["app"], "read")
     missing = httpx.get(introspect.url + "/auth-api/hello")
     assert missing.status_code == 401
-    assert missing.headers["www-authenticate"] == 'Bearer realm="tokengate"'
+    assert missing.headers["www-authenticate"] == bare_challenges("tokengate")
     denied = httpx.post(introspect.url + "/auth-api/items", headers={"X-Access-Token": reader})
     assert denied.status_code == 403
     assert 'error="insufficient_scope"' in denied.headers["www-authenticate"]

@@ -49,6 +49,9 @@ def test_nginx_checks_the_raw_target_and_replaces_identity_headers() -> None:
     text = render("nginx", OPTIONS)
     assert "proxy_set_header X-Original-URI $request_uri;" in text
     assert 'proxy_set_header X-Forwarded-Uri "";' in text
+    # The origin a DPoP proof names (RFC 9449 §4.3 htu), never the client's copies.
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in text
+    assert "proxy_set_header X-Forwarded-Host $http_host;" in text
     assert "proxy_pass http://tokengate_authz_8080/decide;" in text
     assert "underscores_in_headers off;" in text
     for name, var in [("X-Auth-Subject", "x_auth_subject"), ("X-Auth-Scope", "x_auth_scope")]:
@@ -70,6 +73,8 @@ def test_nginx_maps_every_refusal_and_never_answers_500() -> None:
     text = render("nginx", OPTIONS)
     assert "error_page 401 = @tokengate_unauthorized;" in text
     assert "error_page 403 500 = @tokengate_refused;" in text
+    unauthorized = text.split("location @tokengate_unauthorized")[1].split("location")[0]
+    assert '{"error":"invalid_dpop_proof"}' in unauthorized
     refused = text.split("location @tokengate_refused")[1]
     assert "return 400" in refused
     assert "return 403" in refused

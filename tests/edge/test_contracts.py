@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.dpop import bare_challenges
 from tests.support.edge import EdgeStack, edge_stack
 from tokengate.edge.configs import EdgeOptions, render
 
@@ -126,7 +127,7 @@ def test_missing_and_invalid_tokens_get_the_challenge(proxy: Proxy) -> None:
     """401: a bare challenge without a token, `invalid_token` with a bad one (RFC 6750 §3)."""
     missing = proxy.check("GET", "/auth-api/x", {})
     assert missing.status_code == 401
-    assert missing.headers["www-authenticate"] == 'Bearer realm="tokengate"'
+    assert missing.headers["www-authenticate"] == bare_challenges("tokengate")
     invalid = proxy.check("GET", "/auth-api/x", {"X-Access-Token": "tgat_nope"})
     assert invalid.status_code == 401
     assert 'error="invalid_token"' in invalid.headers["www-authenticate"]
@@ -188,7 +189,7 @@ def test_traefik_yaml_says_what_it_must() -> None:
     auth = http["middlewares"]["tokengate-authz"]["forwardAuth"]
     assert auth["address"] == "http://127.0.0.1:9100/decide"
     assert auth["trustForwardHeader"] is False
-    assert auth["authRequestHeaders"] == ["X-Access-Token", "Authorization"]
+    assert auth["authRequestHeaders"] == ["X-Access-Token", "Authorization", "DPoP"]
     assert auth["authResponseHeaders"] == ["X-Auth-Subject", "X-Auth-Client-Id", "X-Auth-Scope"]
     stripped = http["middlewares"]["tokengate-strip-identity"]["headers"]["customRequestHeaders"]
     assert stripped["X_Auth_Subject"] == ""
@@ -216,6 +217,8 @@ def test_envoy_yaml_says_what_it_must() -> None:
     assert ext["allowed_headers"]["patterns"] == [
         {"exact": "x-access-token", "ignore_case": True},
         {"exact": "authorization", "ignore_case": True},
+        {"exact": "dpop", "ignore_case": True},
+        {"exact": "x-forwarded-proto", "ignore_case": True},
     ]
     upstream = ext["http_service"]["authorization_response"]["allowed_upstream_headers"]
     assert [p["exact"] for p in upstream["patterns"]] == list(IDENTITY)

@@ -18,11 +18,16 @@ EXPECTED = {
     "CachedClaims",
     "InsufficientScope",
     "IntrospectionError",
+    "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidToken",
+    "MemoryReplayStore",
     "MissingToken",
     "Policy",
+    "ProofPolicy",
+    "RedisReplayStore",
     "RedisTokenCache",
+    "ReplayStore",
     "Requirement",
     "RetryPolicy",
     "Rule",
@@ -44,6 +49,7 @@ LAZY = {
     "bearer_exception_handler": "tokengate.resource.adapters.fastapi",
     "require_scopes": "tokengate.resource.adapters.fastapi",
     "RedisTokenCache": "tokengate.resource.runtime.redis",
+    "RedisReplayStore": "tokengate.resource.runtime.redis",
 }
 HEAVY = ("redis", "uvicorn", "psycopg", "prometheus_client")
 SRC = Path(resource.__file__).resolve().parents[2]

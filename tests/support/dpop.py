@@ -1,4 +1,5 @@
-"""A DPoP client key for tests: signs RFC 9449 §4.2 proofs with joserfc."""
+"""A DPoP client key for tests: signs RFC 9449 §4.2 proofs with joserfc; and the challenges
+every resource-server refusal offers (RFC 9449 §7.1)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from tokengate.core import dpop
 
+ALGS = " ".join(dpop.ALGORITHMS)
 _KEYS: dict[str, Any] = {
     "ES256": lambda: ECKey.generate_key("P-256"),
     "RS256": lambda: RSAKey.generate_key(2048),
@@ -60,3 +62,8 @@ class DpopKey:
             warnings.simplefilter("ignore")
             body = json.dumps(payload).encode()
             return jws.serialize_compact(header, body, self.key, algorithms=[self.alg])
+
+
+def bare_challenges(realm: str) -> str:
+    """`WWW-Authenticate` for a request without a token: both schemes, no error code."""
+    return f'Bearer realm="{realm}", DPoP realm="{realm}", algs="{ALGS}"'

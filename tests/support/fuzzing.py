@@ -100,13 +100,23 @@ def under(paths: set[str], prefix: str) -> bool:
     return any(r == prefix or r.startswith(prefix + "/") for r in paths)
 
 
-# RFC 6750 §3 challenges, as the fuzz suites read them back.
+# RFC 6750 §3 and RFC 9449 §7.1 challenges, as the fuzz suites read them back.
 _PARAM = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
-_CHALLENGE = re.compile(rf"Bearer {_PARAM.pattern}(?:, {_PARAM.pattern})*")
+_ONE = r'[a-z_]+="(?:[^"\\]|\\.)*"'
+_PARAMS = rf"{_ONE}(?:, {_ONE})*"
+_CHALLENGES = re.compile(rf"(Bearer|DPoP) ({_PARAMS}), (Bearer|DPoP) ({_PARAMS})")
+_ALGS = "ES256 RS256 PS256 EdDSA"
 
 
 def challenge_params(challenge: str) -> dict[str, str] | None:
-    """The auth-params of a well-formed `Bearer` challenge (RFC 6750 §3), else None."""
-    if not _CHALLENGE.fullmatch(challenge):
+    """The auth-params of the first of the two challenges every refusal offers (`Bearer` and
+    `DPoP`, the one carrying the error code first), else None. The second carries no error
+    code; the `DPoP` one names the proof algorithms (`algs`), which are left out here."""
+    found = _CHALLENGES.fullmatch(challenge)
+    if found is None or {found.group(1), found.group(3)} != {"Bearer", "DPoP"}:
         return None
-    return dict(_PARAM.findall(challenge))
+    first, second = dict(_PARAM.findall(found.group(2))), dict(_PARAM.findall(found.group(4)))
+    dpop = first if found.group(1) == "DPoP" else second
+    if dpop.pop("algs", None) != _ALGS or set(second) != {"realm"}:
+        return None
+    return first

@@ -42,6 +42,7 @@ MEMO_ENTRIES = 4096
 # RFC 3986 §3.3 pchar, and `%`: an escape left after decoding (`%2E` from `%252E`) stays
 # visible to the target check instead of being hidden as `%252E`.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_FORWARDED_HOST = b"x-forwarded-host"
 _OK = json_response(200, {"status": "ok"})
 _NOT_FOUND = json_response(404, {"error": "not_found"})
 
@@ -93,7 +94,9 @@ class Authz:
             original = self._original(scope, headers)
         except AmbiguousOriginal as exc:
             return self.decider.refuse(InvalidRequest(str(exc)))
-        return await self.decider.decide(original, headers)
+        # nginx, Traefik and Caddy name the original host in X-Forwarded-Host; Envoy keeps Host.
+        host = _FORWARDED_HOST if scope["path"] == DECIDE_PATH else b"host"
+        return await self.decider.decide(original, headers, host_header=host)
 
     def _original(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> OriginalRequest:
         if scope["path"] == DECIDE_PATH:

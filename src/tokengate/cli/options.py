@@ -18,7 +18,13 @@ import click
 
 from tokengate.edge.claims import DEFAULT_CLAIM_HEADERS, ClaimHeader
 from tokengate.gateway.settings import build_policy, parse_scope_rule
-from tokengate.resource import DEFAULT_TOKEN_HEADER, Policy, Timeouts, ValidatorSettings
+from tokengate.resource import (
+    DEFAULT_TOKEN_HEADER,
+    Policy,
+    ProofPolicy,
+    Timeouts,
+    ValidatorSettings,
+)
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ValidatorSettings)}
@@ -63,6 +69,8 @@ class ValidatorOptions:
     circuit_cooldown: float
     redis_url: str | None
     tls_ca_file: Path | None
+    dpop_origins: tuple[str, ...]
+    dpop_max_age: int
     signed_introspection: bool = False
     jwks_url: str | None = None
 
@@ -89,6 +97,7 @@ class ValidatorOptions:
                 failure_threshold=self.circuit_threshold,
                 cooldown=self.circuit_cooldown,
                 ca_file=None if self.tls_ca_file is None else str(self.tls_ca_file),
+                dpop=ProofPolicy(max_age=self.dpop_max_age, origins=self.dpop_origins),
                 signed_introspection=self.signed_introspection,
                 jwks_url=self.jwks_url,
             )
@@ -206,7 +215,8 @@ def _validator_option_list(prefix: str) -> list[Decorator]:
         env_option(
             prefix,
             "--redis-url",
-            help="Share cached answers between processes in Redis (tokengate[redis]).",
+            help="Share cached answers, and the DPoP proofs seen (replay), between processes"
+            " in Redis (tokengate[redis]).",
         ),
         env_option(
             prefix,
@@ -214,6 +224,23 @@ def _validator_option_list(prefix: str) -> list[Decorator]:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Trust only the CAs in this PEM file for https:// calls out (to the issuer;"
             " the gateway's upstream too); default: the system's.",
+        ),
+        env_option(
+            prefix,
+            "--dpop-origin",
+            "dpop_origins",
+            multiple=True,
+            type=Listed(),
+            help="http[s]://HOST[:PORT] clients call (repeatable): a DPoP proof's htu must name"
+            " one; default: the request's own scheme and Host (or X-Forwarded-Proto/-Host).",
+        ),
+        env_option(
+            prefix,
+            "--dpop-max-age",
+            default=_DEFAULTS["dpop"].max_age,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Seconds a DPoP proof stays acceptable after its iat (RFC 9449 §11.1).",
         ),
         env_option(
             prefix,

@@ -15,6 +15,11 @@ safe to show the client (`error_description` of `invalid_dpop_proof`):
 
 That the `jti` was never seen is the caller's check, against a replay store, until
 `VerifiedProof.replay_until`. joserfc does the JWS work.
+
+A client signs every proof with the same key, so the imported key and its thumbprint are kept per
+protected-header segment (`KEY_MEMO_ENTRIES`, cleared when full): the segment's bytes fix the
+header, so a memo hit is exactly what importing it again would give (a pure memo, like `re`'s
+pattern cache); it saves about a third of a proof's verification.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ _THUMBPRINT_MEMBERS = {
     "OKP": ("crv", "kty", "x"),
 }
 _REGISTRY = LimitedRegistry(ALGORITHMS, max_header_length=MAX_PROOF_LENGTH)
+KEY_MEMO_ENTRIES = 1024
+_KEYS: dict[str, tuple[Any, str]] = {}  # protected-header segment -> (imported key, thumbprint)
 
 
 class ProofRefused(Exception):
@@ -109,7 +116,7 @@ def verify_proof(
     algorithms: Collection[str] = ALGORITHMS,
 ) -> VerifiedProof:
     """Verify a DPoP proof for a request (§4.3); `ProofRefused` (or `NonceRequired`) says why."""
-    claims, jwk = _verified_jws(proof, algorithms)
+    claims, jkt = _verified_jws(proof, algorithms)
     _check_request(claims, method, url)
     issued_at = _check_time(claims, now, max_age, clock_skew)
     if access_token is not None and claims.get("ath") != access_token_hash(access_token):
@@ -119,18 +126,33 @@ def verify_proof(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
         raise ProofRefused("the DPoP proof needs a jti")
-    return VerifiedProof(
-        thumbprint(jwk), jti, math.floor(issued_at), math.ceil(issued_at) + max_age
-    )
+    return VerifiedProof(jkt, jti, math.floor(issued_at), math.ceil(issued_at) + max_age)
 
 
-def _verified_jws(proof: str, algorithms: Collection[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The claims and the `jwk` of a proof whose header and signature are good."""
+def _verified_jws(proof: str, algorithms: Collection[str]) -> tuple[dict[str, Any], str]:
+    """The claims and the key's thumbprint of a proof whose header and signature are good."""
     obj = _compact(proof)
     header = obj.headers()
     jwk = _check_header(header, algorithms)
-    _check_signature(obj, _public_key(jwk, str(header["alg"])), algorithms)
-    return _claims(obj.payload), jwk
+    key, jkt = _memoized_key(proof[: proof.index(".")], jwk, str(header["alg"]))
+    _check_signature(obj, key, algorithms)
+    return _claims(obj.payload), jkt
+
+
+def _memoized_key(segment: str, jwk: dict[str, Any], alg: str) -> tuple[Any, str]:
+    """`_public_key(jwk, alg)` and the thumbprint, kept per header segment (see the docstring)."""
+    found = _KEYS.get(segment)
+    if found is not None:
+        return found
+    key = _public_key(jwk, alg)
+    try:
+        jkt = thumbprint(jwk)
+    except ValueError:
+        raise ProofRefused("the DPoP proof's jwk has no thumbprint") from None
+    if len(_KEYS) >= KEY_MEMO_ENTRIES:
+        _KEYS.clear()
+    _KEYS[segment] = (key, jkt)
+    return key, jkt
 
 
 def _compact(proof: str) -> jws.CompactSignature:

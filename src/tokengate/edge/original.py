@@ -7,6 +7,12 @@
 * Envoy sends the original method as the method and the original path appended to the
   service's `path_prefix` (`/envoy/...`).
 
+The URL a DPoP proof names (RFC 9449 §4.3 `htu`) also needs the original scheme and host:
+`X-Forwarded-Proto` and, from nginx/Traefik/Caddy, `X-Forwarded-Host` (Envoy keeps the original
+`Host`). Where a proxy appended to a list, the rightmost value is the one it vouches for; a
+header repeated or missing leaves that part unknown (`forwarded_origin`), which the DPoP check
+refuses unless one origin is configured.
+
 Exactly one description must be there: one header of each name, and where both families are
 present they must agree. Anything else is ambiguous and refused (400), as is a target that is
 not origin-form (RFC 9112 §3.2.1) or that parsers could read differently (`target`).
@@ -78,6 +84,27 @@ def _described(found: dict[bytes, bytes], names: tuple[bytes, bytes]) -> tuple[s
         missing = names[0] if method is None else names[1]
         raise AmbiguousOriginal(f"the original request is incomplete: no {missing.decode()} header")
     return method.decode("latin-1").strip(), uri.decode("latin-1").strip()
+
+
+def forwarded_origin(
+    headers: list[tuple[bytes, bytes]], *, host_header: bytes
+) -> tuple[str | None, str | None]:
+    """(scheme, host) of the original request from `X-Forwarded-Proto` and `host_header`
+    (`x-forwarded-host` for forward-auth, `host` for Envoy); None where unknown."""
+    wanted = {b"x-forwarded-proto": "scheme", host_header: "host"}
+    found: dict[str, list[str]] = {"scheme": [], "host": []}
+    for name, value in headers:
+        part = wanted.get(name if name.islower() else name.lower())
+        if part is not None:
+            found[part].append(value.decode("latin-1"))
+    return _last(found["scheme"]), _last(found["host"])
+
+
+def _last(values: list[str]) -> str | None:
+    if len(values) != 1:
+        return None
+    last = values[0].rsplit(",", 1)[-1].strip()
+    return last or None
 
 
 def from_envoy(method: str, raw_path: bytes, query: bytes, prefix: str) -> OriginalRequest:

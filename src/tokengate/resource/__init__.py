@@ -1,4 +1,5 @@
-"""Resource-server library: validate opaque bearer tokens by RFC 7662 introspection, cached.
+"""Resource-server library: validate opaque bearer tokens by RFC 7662 introspection, cached,
+and DPoP-bound ones (RFC 9449) with their proof, checked on every request.
 
 Quick start (any ASGI app; WSGI apps such as Flask take `TokenGateWSGIMiddleware` the same way)::
 
@@ -10,7 +11,8 @@ token is refused at once, while cached answers last up to `max_ttl`). This is th
 path for users; the layers behind it are `protocol` (sans-I/O), `runtime` (the async core)
 and `adapters` (ASGI, WSGI, FastAPI). Names needing an optional dependency load on first use:
 `require_scopes`, `BearerHTTPException`, `bearer_exception_handler` (Starlette/FastAPI),
-`RedisTokenCache` (`tokengate[redis]`). Test helpers: `tokengate.resource.testing`.
+`RedisTokenCache` and `RedisReplayStore` (`tokengate[redis]`). Test helpers:
+`tokengate.resource.testing`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.adapters.wsgi import TokenGateWSGIMiddleware
 from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.dpop import ProofPolicy
 from tokengate.resource.protocol.errors import (
     BearerError,
     InsufficientScope,
     IntrospectionError,
+    InvalidDPoPProof,
     InvalidRequest,
     InvalidToken,
     MissingToken,
@@ -35,6 +39,7 @@ from tokengate.resource.protocol.resilience import RetryPolicy
 from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER
 from tokengate.resource.runtime.cache import CachedClaims, SharedTokenCache
 from tokengate.resource.runtime.client import Timeouts
+from tokengate.resource.runtime.replay import MemoryReplayStore, ReplayStore
 from tokengate.resource.runtime.settings import ValidatorSettings
 from tokengate.resource.runtime.subscriber import StreamTimeouts
 from tokengate.resource.runtime.validator import Validator, create_validator
@@ -45,7 +50,7 @@ if TYPE_CHECKING:
         bearer_exception_handler,
         require_scopes,
     )
-    from tokengate.resource.runtime.redis import RedisTokenCache
+    from tokengate.resource.runtime.redis import RedisReplayStore, RedisTokenCache
 
 __all__ = [
     "DEFAULT_TOKEN_HEADER",
@@ -54,11 +59,16 @@ __all__ = [
     "CachedClaims",
     "InsufficientScope",
     "IntrospectionError",
+    "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidToken",
+    "MemoryReplayStore",
     "MissingToken",
     "Policy",
+    "ProofPolicy",
+    "RedisReplayStore",
     "RedisTokenCache",
+    "ReplayStore",
     "Requirement",
     "RetryPolicy",
     "Rule",
@@ -81,6 +91,7 @@ _LAZY = {
     "bearer_exception_handler": "tokengate.resource.adapters.fastapi",
     "require_scopes": "tokengate.resource.adapters.fastapi",
     "RedisTokenCache": "tokengate.resource.runtime.redis",
+    "RedisReplayStore": "tokengate.resource.runtime.redis",
 }
 
 

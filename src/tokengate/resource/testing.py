@@ -5,6 +5,8 @@
 * `StaticIntrospector` / `static_validator(...)`: a fixed token → claims table, no network.
 * `HandlerTransport`: the runtime's HTTP transport answered by a function of yours (what
   `httpx.MockTransport` is to httpx), for `create_validator(settings, transport=...)`.
+* `DPoPKey`: a client's DPoP key pair making RFC 9449 proofs (`proof(...)`), and its `jkt`
+  for the `cnf` of the claims a bound token introspects to.
 * `FakeAuthorizationServer`: an in-memory RFC 7662 + RFC 8414 server behind a
   `HandlerTransport` (`transport()`) or served as an ASGI app, with switchable failures
   (`down`, `timeout`, `garbage`, or an HTTP status) and call counters.
@@ -25,7 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
+from joserfc import jws
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
 from tokengate.asgi.types import Receive, Scope, Send
+from tokengate.core.dpop import ALGORITHMS, access_token_hash, thumbprint
+from tokengate.core.jose import LimitedRegistry
 from tokengate.core.wire import INTROSPECT_PATH
 from tokengate.resource.protocol.claims import INACTIVE, TokenClaims, parse_claims
 from tokengate.resource.protocol.rfc7662 import HttpRequest, HttpResponse
@@ -61,6 +68,53 @@ def claims(*, scope: str = "", active: bool = True, **members: Any) -> TokenClai
 
 def _as_claims(value: TokenClaims | Mapping[str, Any]) -> TokenClaims:
     return value if isinstance(value, TokenClaims) else parse_claims(dict(value))
+
+
+_SIGNING = LimitedRegistry(ALGORITHMS)
+_KEY_KINDS: dict[str, Callable[[], ECKey | RSAKey | OKPKey]] = {
+    "ES256": lambda: ECKey.generate_key("P-256"),
+    "RS256": lambda: RSAKey.generate_key(2048),
+    "PS256": lambda: RSAKey.generate_key(2048),
+    "EdDSA": lambda: OKPKey.generate_key("Ed25519"),
+}
+
+
+class DPoPKey:
+    """A client's DPoP key (RFC 9449 §4.2): signs proofs; `jkt` is its RFC 7638 thumbprint."""
+
+    def __init__(self, alg: str = "ES256") -> None:
+        self.alg = alg
+        self.key = _KEY_KINDS[alg]()
+        self.public_jwk: dict[str, Any] = self.key.as_dict(private=False)
+        self.jkt = thumbprint(self.public_jwk)
+
+    def proof(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: str | None = None,
+        iat: float | None = None,
+        jti: str | None = None,
+        **extra: Any,
+    ) -> str:
+        """A compact DPoP proof for `method` and `url` (`ath` of `token` when given)."""
+        claims: dict[str, Any] = {
+            "jti": jti or secrets.token_urlsafe(16),
+            "htm": method,
+            "htu": url,
+            "iat": int(time.time() if iat is None else iat),
+            **extra,
+        }
+        if token is not None:
+            claims["ath"] = access_token_hash(token)
+        header = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.public_jwk}
+        payload = json.dumps(claims, separators=(",", ":")).encode()
+        return jws.serialize_compact(header, payload, self.key, registry=_SIGNING)
+
+    def bound(self, **members: Any) -> dict[str, Any]:
+        """RFC 7662 members of a token bound to this key (RFC 9449 §6.2), to merge into claims."""
+        return {"active": True, "cnf": {"jkt": self.jkt}, "token_type": "DPoP", **members}
 
 
 class StaticIntrospector:

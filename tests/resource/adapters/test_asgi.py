@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from tests.support.asgi import lifespan
+from tests.support.dpop import bare_challenges
 from tests.support.fake_events import FakeEventServer, until
 from tokengate.asgi.types import Receive, Scope, Send
 from tokengate.resource import ValidatorSettings, create_validator
@@ -87,7 +88,7 @@ async def test_missing_token_is_401_with_bare_challenge(client: httpx.AsyncClien
     """RFC 6750 §3.1: no token → 401 and `Bearer realm` without error code."""
     response = await client.get("/api/whoami")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == f'Bearer realm="{REALM}"'
+    assert response.headers["www-authenticate"] == bare_challenges(REALM)
 
 
 @pytest.mark.anyio

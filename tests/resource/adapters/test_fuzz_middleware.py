@@ -24,7 +24,14 @@ from urllib.parse import quote
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from tests.support.fuzzing import EXAMPLES, FUZZ, request_readings, segments, under
+from tests.support.fuzzing import (
+    EXAMPLES,
+    FUZZ,
+    challenge_params,
+    request_readings,
+    segments,
+    under,
+)
 from tokengate.resource.adapters.asgi import TokenGateMiddleware
 from tokengate.resource.example import example_policy
 from tokengate.resource.protocol.claims import TokenClaims
@@ -68,10 +75,12 @@ SETTINGS = ValidatorSettings(
     revocation_events=False,
 )
 
-ERRORS = {400: {"invalid_request"}, 401: {"invalid_token", None}, 403: {"insufficient_scope"}}
+ERRORS = {
+    400: {"invalid_request"},
+    401: {"invalid_token", "invalid_dpop_proof", None},
+    403: {"insufficient_scope"},
+}
 REFUSAL_HEADERS = {"content-type", "cache-control", "content-length", "www-authenticate"}
-_PARAM = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
-_CHALLENGE = re.compile(rf"Bearer {_PARAM.pattern}(?:, {_PARAM.pattern})*")
 _NQSCHAR = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")  # RFC 6750 §3, error_description
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
 
@@ -243,8 +252,8 @@ def check_refusal(status: int, response_headers: dict[str, str], body: bytes) ->
         assert "www-authenticate" not in response_headers
         return None
     challenge = response_headers["www-authenticate"]
-    assert _CHALLENGE.fullmatch(challenge), challenge
-    params = dict(_PARAM.findall(challenge))
+    params = challenge_params(challenge)
+    assert params is not None, challenge
     assert params["realm"] == REALM
     assert set(params) <= {"realm", "error", "error_description", "scope"}
     assert params.get("error") in ERRORS[status]

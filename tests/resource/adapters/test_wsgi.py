@@ -18,6 +18,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 import httpx
 import pytest
 
+from tests.support.dpop import bare_challenges
 from tests.support.fake_events import FakeEventServer, revocation_frame, sync_frame
 from tokengate.core.credentials import hash_value
 from tokengate.resource import Timeouts, ValidatorSettings, create_validator
@@ -120,7 +121,7 @@ def test_missing_token_is_401(client: httpx.Client) -> None:
     """No token → 401 with a bare Bearer challenge."""
     response = client.get("/api/x")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="wsgi"'
+    assert response.headers["www-authenticate"] == bare_challenges("wsgi")
     assert int(response.headers["content-length"]) == len(response.content)
 
 

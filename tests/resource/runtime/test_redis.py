@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from tokengate.core.credentials import hash_value
 from tokengate.resource.protocol.claims import INACTIVE
-from tokengate.resource.runtime.redis import RedisTokenCache
+from tokengate.resource.runtime.redis import RedisReplayStore, RedisTokenCache
 from tokengate.resource.runtime.settings import ValidatorSettings
 from tokengate.resource.runtime.validator import Validator
 from tokengate.resource.testing import FakeAuthorizationServer, StaticIntrospector, claims
@@ -170,3 +170,16 @@ async def test_from_url_takes_the_validator_bounds() -> None:
         assert (store.max_ttl, store.negative_ttl, store.prefix) == (42, 3, "tokengate-test:url:")
     finally:
         await store.redis.aclose()
+
+
+async def test_the_replay_store_refuses_a_proof_seen_by_another_replica(redis: Redis) -> None:
+    """RFC 9449 §11.1: `SET NX PX` per proof; the key lives until the proof's window ends."""
+    prefix = f"tokengate-test:{uuid.uuid4().hex}:"
+    one, two = RedisReplayStore(redis, prefix=prefix), RedisReplayStore(redis, prefix=prefix)
+    until = time.time() + 60
+    assert await one.first_use("jkt:jti", until)
+    assert not await two.first_use("jkt:jti", until)
+    assert await two.first_use("jkt:other", until)
+    ttl = await redis.pttl(f"{prefix}p:jkt:jti")
+    assert 0 < ttl <= 60_000
+    await redis.delete(f"{prefix}p:jkt:jti", f"{prefix}p:jkt:other")

@@ -6,7 +6,12 @@ Each refuses, when it is built, a validator it cannot drive, and treats nothing 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from urllib.parse import quote
+
+from tokengate.asgi.types import Scope
 from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.dpop import request_url
 from tokengate.resource.protocol.errors import InvalidToken
 from tokengate.resource.protocol.policy import Policy
 from tokengate.resource.runtime.validator import Validator
@@ -30,6 +35,22 @@ def validated(claims: object) -> TokenClaims:
     if not isinstance(claims, TokenClaims) or not claims.active:
         raise InvalidToken("the access token could not be validated")
     return claims
+
+
+def scope_url(scope: Scope, allowed_origins: Collection[str]) -> str:
+    """The URL of an ASGI request as its client called it: what a DPoP proof's `htu` names."""
+    host = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    raw: bytes | None = scope.get("raw_path")
+    path = (
+        raw.decode("latin-1").partition("?")[0]
+        if raw
+        else quote(scope["path"], safe="/:@!$&'()*+,;=-._~%")
+    )
+    return request_url(scope.get("scheme", "http"), host, path, allowed_origins)
 
 
 class Protection:

@@ -1,8 +1,10 @@
 """Pure-ASGI middleware protecting paths of any ASGI app (RFC 6750 §2.1, §3).
 
 Unprotected paths pass untouched. On a protected path the token is resolved, validated and
-checked against the route's scopes; the claims then reach the app as `scope["auth"]` (so
-Starlette's `request.auth.scopes` and `@requires` work) and `scope["state"]["token_claims"]`.
+checked against the route's scopes (a token presented with a DPoP proof, RFC 9449 §7.1: the
+proof too, for this request's method and URL — scheme, `Host` and the raw path as sent); the
+claims then reach the app as `scope["auth"]` (so Starlette's `request.auth.scopes` and
+`@requires` work) and `scope["state"]["token_claims"]`.
 Refusals are rendered by `protocol.responses.render_error`. WebSocket handshakes are protected
 too: refused with the HTTP response when the server offers `websocket.http.response`, else
 closed with code 1008 (policy violation).
@@ -16,10 +18,10 @@ from __future__ import annotations
 from tokengate.asgi.send import WEBSOCKET_DENIAL, send_response
 from tokengate.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from tokengate.core.responses import Response
-from tokengate.resource.adapters import Protection, validated
+from tokengate.resource.adapters import Protection, scope_url, validated
 from tokengate.resource.protocol.errors import BearerError
 from tokengate.resource.protocol.policy import Policy
-from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, RawTokenReader
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, RawCredentialReader
 from tokengate.resource.protocol.responses import DEFAULT_REALM, render_error
 from tokengate.resource.runtime.validator import Validator
 
@@ -42,7 +44,7 @@ class TokenGateMiddleware(Protection):
         super().__init__(validator, "TokenGateMiddleware", policy, token_header, realm)
         self.app = app
         # Only these headers can carry the token; the others are never decoded.
-        self._token = RawTokenReader(token_header)
+        self._token = RawCredentialReader(token_header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -58,10 +60,17 @@ class TokenGateMiddleware(Protection):
             await self.app(scope, receive, send)
             return
         try:
-            token = self._token(scope["headers"])
-            claims = validated(await self.validator.validate(token, requirement.scopes))
+            presented = self._token(scope["headers"])
+            if presented.proof is None:  # Bearer (the resolver pairs DPoP with a proof)
+                found = await self.validator.validate(presented.token, requirement.scopes)
+            else:
+                url = scope_url(scope, self.validator.settings.dpop.allowed_origins)
+                found = await self.validator.validate_dpop(
+                    presented, method=method, url=url, required_scopes=requirement.scopes
+                )
+            claims = validated(found)
         except BearerError as error:
-            await _refuse(scope, send, render_error(error, self.realm))
+            await _refuse(scope, send, render_error(error, self.realm, self.validator.algs))
             return
         state = {**scope.get("state", {}), CLAIMS_STATE_KEY: claims}
         await self.app({**scope, "auth": claims, "state": state}, receive, send)

@@ -23,11 +23,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from tokengate.resource.adapters import require_validator, validated
+from tokengate.resource.adapters import require_validator, scope_url, validated
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.decision import check_scopes
-from tokengate.resource.protocol.errors import BearerError
-from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_token
+from tokengate.resource.protocol.dpop import DEFAULT_PROOF_POLICY
+from tokengate.resource.protocol.errors import DPOP, BearerError
+from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_credentials
 from tokengate.resource.protocol.responses import DEFAULT_REALM, render_error
 from tokengate.resource.runtime.validator import Validator
 
@@ -38,8 +39,10 @@ _FORWARDED_HEADERS = ("www-authenticate", "retry-after")
 class BearerHTTPException(HTTPException):
     """A `BearerError` as a Starlette/FastAPI `HTTPException` carrying the right headers."""
 
-    def __init__(self, error: BearerError, realm: str = DEFAULT_REALM) -> None:
-        self.response = render_error(error, realm)
+    def __init__(
+        self, error: BearerError, realm: str = DEFAULT_REALM, algs: str | None = None
+    ) -> None:
+        self.response = render_error(error, realm, algs)
         headers = {
             name: value
             for key, raw in self.response.headers
@@ -73,7 +76,7 @@ def require_scopes(
         try:
             return await _claims(connection, required, validator, token_header)
         except BearerError as error:
-            raise BearerHTTPException(error, realm) from None
+            raise BearerHTTPException(error, realm, _algs(connection, validator)) from None
 
     return dependency
 
@@ -86,7 +89,12 @@ async def _claims(
 ) -> TokenClaims:
     existing = connection.scope.get("auth")
     if isinstance(existing, TokenClaims) and existing.active:
-        check_scopes(existing, required)  # the middleware already checked the token itself
+        try:
+            check_scopes(existing, required)  # the middleware already checked the token itself
+        except BearerError as error:
+            if existing.jkt is not None:  # it came with a DPoP proof: answer in that scheme
+                error.scheme = DPOP
+            raise
         return existing
     chosen = validator or getattr(connection.app.state, VALIDATOR_STATE_KEY, None)
     if not isinstance(chosen, Validator):
@@ -95,5 +103,18 @@ async def _claims(
             f"app.state.{VALIDATOR_STATE_KEY}, or install TokenGateMiddleware"
         )
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in connection.headers.raw]
-    token = resolve_token(headers, token_header=token_header)
-    return validated(await chosen.validate(token, required))
+    presented = resolve_credentials(headers, token_header=token_header)
+    if presented.proof is None:
+        return validated(await chosen.validate(presented.token, required))
+    url = scope_url(connection.scope, chosen.settings.dpop.allowed_origins)
+    method = connection.scope.get("method", "GET")
+    return validated(
+        await chosen.validate_dpop(presented, method=method, url=url, required_scopes=required)
+    )
+
+
+def _algs(connection: HTTPConnection, validator: Validator | None) -> str:
+    """The DPoP `algs` of the validator in use, for the challenge; behind the middleware (whose
+    validator the dependency cannot see) the default policy's."""
+    chosen = validator or getattr(connection.app.state, VALIDATOR_STATE_KEY, None)
+    return chosen.algs if isinstance(chosen, Validator) else DEFAULT_PROOF_POLICY.algs

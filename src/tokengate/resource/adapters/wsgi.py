@@ -3,7 +3,9 @@
 The validator runs on its own event loop in a daemon thread (`Validator.loop_thread`): a
 request thread answers from the thread-safe local cache when it can, and otherwise hands the
 lookup to that loop and waits, so every thread shares one single-flight, the shared cache and
-the revocation-event subscriber. Claims reach the app as `environ["tokengate.claims"]`
+the revocation-event subscriber. A token presented with a DPoP proof (RFC 9449 §7.1) is always
+checked on that loop (the proof for this request's method and URL, then its replay).
+Claims reach the app as `environ["tokengate.claims"]`
 (Flask: `request.environ[...]`).
 
 The policy sees the raw request target too (`RAW_URI` or `REQUEST_URI`, as gunicorn, uWSGI
@@ -15,16 +17,22 @@ told otherwise (`WSGIPassAuthorization On`); the custom header is unaffected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Coroutine, Iterable
 from http import HTTPStatus
+from urllib.parse import quote
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tokengate.core.responses import Response
 from tokengate.resource.adapters import Protection, validated
 from tokengate.resource.protocol.claims import TokenClaims
+from tokengate.resource.protocol.dpop import request_url
 from tokengate.resource.protocol.errors import BearerError, ServiceUnavailable
 from tokengate.resource.protocol.policy import Policy, Requirement
-from tokengate.resource.protocol.resolver import DEFAULT_TOKEN_HEADER, resolve_token
+from tokengate.resource.protocol.resolver import (
+    DEFAULT_TOKEN_HEADER,
+    Presented,
+    resolve_credentials,
+)
 from tokengate.resource.protocol.responses import DEFAULT_REALM, render_error
 from tokengate.resource.runtime.validator import Validator
 
@@ -59,7 +67,7 @@ class TokenGateWSGIMiddleware(Protection):
         try:
             environ[CLAIMS_ENVIRON_KEY] = self._claims(environ, requirement)
         except BearerError as error:
-            return _refuse(start_response, render_error(error, self.realm))
+            return _refuse(start_response, render_error(error, self.realm, self.validator.algs))
         return self.app(environ, start_response)
 
     def close(self) -> None:
@@ -67,22 +75,38 @@ class TokenGateWSGIMiddleware(Protection):
         self.validator.close_loop_thread()
 
     def _claims(self, environ: WSGIEnvironment, requirement: Requirement) -> TokenClaims:
-        token = resolve_token(self._headers(environ), token_header=self.token_header)
-        claims = self.validator.validate_cached(token, requirement.scopes)
+        presented = resolve_credentials(self._headers(environ), token_header=self.token_header)
+        if presented.proof is not None:
+            return validated(self._run(self._dpop(environ, presented, requirement)))
+        claims = self.validator.validate_cached(presented.token, requirement.scopes)
         if claims is None:
-            try:
-                claims = self._runtime.run(
-                    self.validator.validate(token, requirement.scopes), self._wait
-                )
-            except TimeoutError:
-                raise ServiceUnavailable(
-                    "the token cannot be checked right now",
-                    retry_after=self.validator.settings.retry_after,
-                ) from None
+            claims = self._run(self.validator.validate(presented.token, requirement.scopes))
         return validated(claims)
 
+    def _dpop(
+        self, environ: WSGIEnvironment, presented: Presented, requirement: Requirement
+    ) -> Coroutine[object, object, TokenClaims]:
+        url = environ_url(environ, self.validator.settings.dpop.allowed_origins)
+        method = environ.get("REQUEST_METHOD", "GET")
+        return self.validator.validate_dpop(
+            presented, method=method, url=url, required_scopes=requirement.scopes
+        )
+
+    def _run(self, work: Coroutine[object, object, TokenClaims]) -> TokenClaims:
+        try:
+            return self._runtime.run(work, self._wait)
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "the token cannot be checked right now",
+                retry_after=self.validator.settings.retry_after,
+            ) from None
+
     def _headers(self, environ: WSGIEnvironment) -> list[tuple[str, str]]:
-        names = {"HTTP_AUTHORIZATION": "authorization", self._environ_key: self.token_header}
+        names = {
+            "HTTP_AUTHORIZATION": "authorization",
+            self._environ_key: self.token_header,
+            "HTTP_DPOP": "dpop",
+        }
         return [(name, environ[key]) for key, name in names.items() if key in environ]
 
 
@@ -92,6 +116,20 @@ def _refuse(start_response: StartResponse, response: Response) -> list[bytes]:
     headers.append(("content-length", str(len(response.body))))
     start_response(status, headers)
     return [response.body]
+
+
+def environ_url(environ: WSGIEnvironment, allowed_origins: Collection[str]) -> str:
+    """The URL the client called (PEP 3333's URL reconstruction, path as sent where known)."""
+    host = environ.get("HTTP_HOST")
+    if not host and environ.get("SERVER_NAME"):
+        host = f"{environ['SERVER_NAME']}:{environ.get('SERVER_PORT', '')}".rstrip(":")
+    mount = environ.get("SCRIPT_NAME", "")
+    raw = _raw_path(environ)
+    if raw is not None:
+        path = mount + raw.decode("latin-1")
+    else:
+        path = quote(mount + environ.get("PATH_INFO", ""), safe="/:@!$&'()*+,;=-._~%")
+    return request_url(environ.get("wsgi.url_scheme"), host or None, path, allowed_origins)
 
 
 def _path(environ: WSGIEnvironment) -> str:

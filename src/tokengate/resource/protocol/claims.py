@@ -1,5 +1,9 @@
 """Introspection claims (RFC 7662 §2.2), validated into a frozen value.
 
+The confirmation member `cnf` (RFC 7800 §3.1) is read too: `cnf.jkt` is the RFC 7638
+thumbprint of the key a DPoP-bound token is bound to (RFC 9449 §6.2). A token with any `cnf`,
+or with `token_type` `DPoP`, is `sender_constrained`: it is never accepted as a bearer token.
+
 Only members RFC 7662 defines are read, so any conforming authorization server works
 (tokengate, node-oidc-provider, Keycloak, Hydra, ...); the full response stays in `raw`.
 A member with the wrong JSON type makes the whole response unusable: a cache cannot be
@@ -36,6 +40,8 @@ class TokenClaims:
     nbf: int | None = None
     jti: str | None = None
     token_type: str | None = None
+    jkt: str | None = None
+    sender_constrained: bool = False
     raw: Mapping[str, Any] = field(
         default_factory=lambda: _EMPTY, compare=False, hash=False, repr=False
     )
@@ -56,6 +62,8 @@ class TokenClaims:
                 out[name] = value
         if self.aud:
             out["aud"] = list(self.aud)
+        if self.jkt is not None:
+            out["cnf"] = {"jkt": self.jkt}
         return out
 
 
@@ -71,6 +79,8 @@ def parse_claims(document: object) -> TokenClaims:
         raise InvalidIntrospectionResponse("introspection response lacks a boolean 'active'")
     if not active:
         return INACTIVE  # §2.2: nothing else should be there, and nothing else matters
+    token_type = _string(document, "token_type")
+    jkt, confirmed = _confirmation(document.get("cnf"))
     return TokenClaims(
         active=True,
         scopes=_scopes(document.get("scope")),
@@ -83,7 +93,9 @@ def parse_claims(document: object) -> TokenClaims:
         username=_string(document, "username"),
         iss=_string(document, "iss"),
         jti=_string(document, "jti"),
-        token_type=_string(document, "token_type"),
+        token_type=token_type,
+        jkt=jkt,
+        sender_constrained=confirmed or (token_type or "").lower() == "dpop",
         raw=MappingProxyType(dict(document)),
     )
 
@@ -93,6 +105,18 @@ def _string(document: Mapping[str, object], name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise InvalidIntrospectionResponse(f"introspection member '{name}' is not a string")
+
+
+def _confirmation(value: object) -> tuple[str | None, bool]:
+    """(`cnf.jkt`, whether the token is bound at all); a binding we cannot read still binds."""
+    if value is None:
+        return None, False
+    if not isinstance(value, dict):
+        raise InvalidIntrospectionResponse("introspection member 'cnf' is not an object")
+    jkt = value.get("jkt")
+    if jkt is not None and not isinstance(jkt, str):
+        raise InvalidIntrospectionResponse("introspection member 'cnf.jkt' is not a string")
+    return jkt, True
 
 
 def _scopes(value: object) -> frozenset[str]:

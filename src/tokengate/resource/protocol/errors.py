@@ -6,6 +6,7 @@ Exception tree::
     ├── MissingToken             401    challenge without an error code (RFC 6750 §3.1)
     ├── InvalidRequest           400    invalid_request
     ├── InvalidToken             401    invalid_token
+    ├── InvalidDPoPProof         401    invalid_dpop_proof (RFC 9449 §7.1, in the `DPoP` challenge)
     ├── InsufficientScope        403    insufficient_scope (+ `scope` attribute)
     └── ServiceUnavailable       503    temporarily_unavailable (+ `Retry-After`, no challenge)
 
@@ -24,21 +25,35 @@ from typing import ClassVar
 
 from tokengate.core.errors import safe_description
 
+BEARER = "Bearer"
+DPOP = "DPoP"
+
 
 class BearerError(Exception):
-    """A request the resource server refuses; adapters render it, never raise it further."""
+    """A request the resource server refuses; adapters render it, never raise it further.
+
+    `scheme` names the challenge that carries the error code: `Bearer` (RFC 6750 §3), or `DPoP`
+    (RFC 9449 §7.1) when the request presented its token with a DPoP proof.
+    """
 
     error: ClassVar[str | None] = None
     status_code: ClassVar[int] = 401
     challenge: ClassVar[bool] = True
+    default_scheme: ClassVar[str] = BEARER
 
     def __init__(
-        self, description: str = "", *, scope: str | None = None, retry_after: int | None = None
+        self,
+        description: str = "",
+        *,
+        scope: str | None = None,
+        retry_after: int | None = None,
+        scheme: str | None = None,
     ) -> None:
         super().__init__(description or self.error or "unauthorized")
         self.description = safe_description(description)
         self.scope = scope
         self.retry_after = retry_after
+        self.scheme = scheme or self.default_scheme
 
 
 class MissingToken(BearerError):
@@ -57,6 +72,14 @@ class InvalidToken(BearerError):
 
     error = "invalid_token"
     status_code = 401
+
+
+class InvalidDPoPProof(BearerError):
+    """RFC 9449 §7.1 `invalid_dpop_proof`: the DPoP proof is missing, repeated or fails §4.3."""
+
+    error = "invalid_dpop_proof"
+    status_code = 401
+    default_scheme = DPOP
 
 
 class InsufficientScope(BearerError):

@@ -10,6 +10,7 @@ Keys under `prefix`::
     {prefix}t:{token_hash}   JSON {"s": stored_at, "u": fresh_until, "c": claims}, PX to fresh_until
     {prefix}c:{client_id}    sorted set token_hash → fresh_until (ms), for `evict_client`
     {prefix}idx              sorted set token_hash → fresh_until (ms), for the entry-count bound
+    {prefix}p:{proof key}    "1", PX to the DPoP proof's `replay_until` (`RedisReplayStore`)
 
 How it stays bounded: every entry expires (PX) within `max_ttl` and never after `exp`, so the
 namespace holds at most the tokens seen during the last `max_ttl` seconds; `max_entries` caps
@@ -158,6 +159,29 @@ class RedisTokenCache:
 
     def _index_key(self) -> str:
         return f"{self.prefix}idx"
+
+
+class RedisReplayStore:
+    """`ReplayStore` in Redis: one `SET NX PX` per proof, so replicas refuse each other's
+    replays (RFC 9449 §11.1). A failing Redis raises; the validator then answers 503."""
+
+    def __init__(
+        self, redis: Redis, *, prefix: str = DEFAULT_PREFIX, clock: Clock = time.time
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisReplayStore:
+        """A store at `redis://…` with the same connect and command timeouts as the cache."""
+        redis = Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        return cls(redis, **options)
+
+    async def first_use(self, key: str, until: float) -> bool:
+        """Record `key` until `until`; False if a replica (or this one) already had it."""
+        ttl_ms = max(1, math.ceil((until - self._clock()) * 1000))
+        return bool(await self.redis.set(f"{self.prefix}p:{key}", b"1", nx=True, px=ttl_ms))
 
 
 def _decode(stored: bytes | str) -> tuple[float, float, TokenClaims] | None:

@@ -24,14 +24,23 @@ from typing import TYPE_CHECKING, Protocol
 from tokengate.core.credentials import hash_value
 from tokengate.resource.protocol.claims import TokenClaims
 from tokengate.resource.protocol.decision import authorize
-from tokengate.resource.protocol.errors import IntrospectionError, ServiceUnavailable
+from tokengate.resource.protocol.dpop import check_proof, replay_key
+from tokengate.resource.protocol.errors import (
+    DPOP,
+    BearerError,
+    IntrospectionError,
+    InvalidDPoPProof,
+    ServiceUnavailable,
+)
 from tokengate.resource.protocol.resilience import CircuitBreaker
+from tokengate.resource.protocol.resolver import Presented
 from tokengate.resource.protocol.revocations import events_url_from_introspection
 from tokengate.resource.protocol.rfc7662 import ClientCredentials
 from tokengate.resource.runtime.cache import CachedClaims, MemoryTokenCache, SharedTokenCache
 from tokengate.resource.runtime.client import IntrospectionClient
 from tokengate.resource.runtime.http import HttpTransport
 from tokengate.resource.runtime.loop_thread import LoopThread
+from tokengate.resource.runtime.replay import MemoryReplayStore, ReplayStore
 from tokengate.resource.runtime.settings import ValidatorSettings
 from tokengate.resource.runtime.singleflight import SingleFlight
 from tokengate.resource.runtime.stats import Stats
@@ -71,9 +80,14 @@ class Validator:
         introspector: Introspector | None = None,
         shared_cache: SharedTokenCache | None = None,
         transport: HttpTransport | None = None,
+        replay_store: ReplayStore | None = None,
         clock: Clock = time.time,
     ) -> None:
         self.settings = settings
+        self.algs = settings.dpop.algs  # the `DPoP` challenge's `algs` (RFC 9449 §7.1)
+        self.replay = replay_store or MemoryReplayStore(
+            max_entries=settings.dpop_replay_entries, clock=clock
+        )
         self.stats = Stats()
         self.cache = MemoryTokenCache(
             stats=self.stats,
@@ -171,12 +185,36 @@ class Validator:
         cached = self.cache.get(hash_value(token), count_miss=False)
         return None if cached is None else self.decide(cached, required_scopes)
 
-    def decide(self, claims: TokenClaims, required_scopes: Iterable[str] = ()) -> TokenClaims:
-        """RFC 7662 §4 and RFC 6750 §3.1 for these claims, now."""
+    def decide(
+        self, claims: TokenClaims, required_scopes: Iterable[str] = (), jkt: str | None = None
+    ) -> TokenClaims:
+        """RFC 7662 §4, RFC 6750 §3.1 and RFC 9449 §7 for these claims, now (`jkt`: the key
+        of the verified DPoP proof; None for a bearer token, which must then not be bound)."""
         now = self._clock()
         return authorize(
-            claims, required_scopes=required_scopes, now=now, audience=self.settings.audience
+            claims,
+            required_scopes=required_scopes,
+            now=now,
+            audience=self.settings.audience,
+            jkt=jkt,
         )
+
+    async def validate_dpop(
+        self, presented: Presented, *, method: str, url: str, required_scopes: Iterable[str] = ()
+    ) -> TokenClaims:
+        """`validate` for a token presented with a DPoP proof (RFC 9449 §4.3, §7.1): the proof
+        checked for this request on every call, cache hit or not, then its key against the
+        token's `cnf.jkt`, then its `jti` against replay. Errors carry the `DPoP` challenge."""
+        try:
+            proof = check_proof(
+                presented, method=method, url=url, now=self._clock(), policy=self.settings.dpop
+            )
+            claims = self.decide(await self.lookup(presented.token), required_scopes, proof.jkt)
+            await self._first_use(replay_key(proof), proof.replay_until)
+        except BearerError as error:
+            error.scheme = DPOP
+            raise
+        return claims
 
     async def lookup(self, token: str) -> TokenClaims:
         """What the authorization server says about `token`, from cache when possible."""
@@ -190,6 +228,17 @@ class Validator:
             return await self._flight.do(token_hash, lambda: self._fetch(token, token_hash))
         except IntrospectionError as exc:
             raise unavailable(exc, self.settings.retry_after) from exc
+
+    async def _first_use(self, key: str, until: float) -> None:
+        try:
+            fresh = await self.replay.first_use(key, until)
+        except Exception as exc:  # a full or unreachable store must not let a replay through
+            logger.warning("DPoP replay store failed: %s", type(exc).__name__)
+            raise ServiceUnavailable(
+                "the DPoP proof cannot be checked right now", retry_after=1
+            ) from None
+        if not fresh:
+            raise InvalidDPoPProof("the DPoP proof was already used")
 
     # -- what revocation events drive ------------------------------------------------------
 
@@ -318,6 +367,9 @@ def create_validator(
     *,
     shared_cache: SharedTokenCache | None = None,
     transport: HttpTransport | None = None,
+    replay_store: ReplayStore | None = None,
 ) -> Validator:
     """The validator every adapter takes: `TokenGateMiddleware(app, create_validator(...))`."""
-    return Validator(settings, shared_cache=shared_cache, transport=transport)
+    return Validator(
+        settings, shared_cache=shared_cache, transport=transport, replay_store=replay_store
+    )
