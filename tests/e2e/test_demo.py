@@ -22,7 +22,8 @@ STEPS = [
     r"2\. GET /auth-api/hello via (the gateway|nginx \+ authz), with X-Access-Token"
     r" +200 ✔ .*\(1 call\)$",
     r"3\. GET /auth-api/hello again +200 ✔  cache hit .*\+1 cache hit, \+0 introspections",
-    r'4\. GET /auth-api/hello without a token +401 ✔  Bearer realm="tokengate-example"$',
+    r"4\. GET /auth-api/hello without a token +401 ✔  "
+    r'Bearer realm="tokengate-example", DPoP realm="tokengate-example", algs="[A-Za-z0-9 ]+"$',
     r"5\. POST /auth-api/items \(needs write; the token has read\) +403 ✔ .*insufficient_scope",
     r"6\. POST /oauth2/revoke \(RFC 7009\) +200 ✔$",
     r"7\. GET /auth-api/hello with the revoked token +401 ✔  .* revocation event",

@@ -138,29 +138,43 @@ def test_a_replayed_proof_is_refused(exchange: Exchange) -> None:
     ("headers", "error"),
     [
         pytest.param(
-            {"Authorization": f"Bearer {BOUND}"}, "invalid_token", id="rfc9449-7.2-bound-as-bearer"
+            lambda: {"Authorization": f"Bearer {BOUND}"},
+            "invalid_token",
+            id="rfc9449-7.2-bound-as-bearer",
         ),
-        pytest.param({"X-Access-Token": BOUND}, "invalid_token", id="bound-in-custom-header"),
         pytest.param(
-            {"Authorization": f"DPoP {BOUND}"}, "invalid_dpop_proof", id="dpop-without-proof"
+            lambda: {"X-Access-Token": BOUND}, "invalid_token", id="bound-in-custom-header"
         ),
-        pytest.param(_dpop(url=BASE + "/api/other"), "invalid_dpop_proof", id="proof-other-url"),
-        pytest.param(_dpop(url="https://rs.test/api/hello"), "invalid_dpop_proof", id="scheme"),
-        pytest.param(_dpop(method="POST"), "invalid_dpop_proof", id="proof-other-method"),
-        pytest.param(_dpop(token=UNBOUND), "invalid_token", id="rfc9449-7.1-unbound-token"),
         pytest.param(
-            {"Authorization": f"Bearer {UNBOUND}", "DPoP": KEY.proof("GET", URL, token=UNBOUND)},
+            lambda: {"Authorization": f"DPoP {BOUND}"},
+            "invalid_dpop_proof",
+            id="dpop-without-proof",
+        ),
+        pytest.param(
+            lambda: _dpop(url=BASE + "/api/other"), "invalid_dpop_proof", id="proof-other-url"
+        ),
+        pytest.param(
+            lambda: _dpop(url="https://rs.test/api/hello"), "invalid_dpop_proof", id="scheme"
+        ),
+        pytest.param(lambda: _dpop(method="POST"), "invalid_dpop_proof", id="proof-other-method"),
+        pytest.param(lambda: _dpop(token=UNBOUND), "invalid_token", id="rfc9449-7.1-unbound-token"),
+        pytest.param(
+            lambda: {
+                "Authorization": f"Bearer {UNBOUND}",
+                "DPoP": KEY.proof("GET", URL, token=UNBOUND),
+            },
             "invalid_token",
             id="proof-beside-bearer",
         ),
     ],
 )
 def test_refusals_are_401_with_both_challenges(
-    exchange: Exchange, headers: dict[str, str], error: str
+    exchange: Exchange, headers: Callable[[], dict[str, str]], error: str
 ) -> None:
     """A bound token without its proof, or a proof that does not fit, is a 401 offering both
-    schemes, the error code in the one the request used."""
-    (answer,) = exchange([("GET", "/api/hello", headers)])
+    schemes, the error code in the one the request used. The proofs are made when the test runs,
+    not when it is collected: a proof older than the accepted age would be refused for that."""
+    (answer,) = exchange([("GET", "/api/hello", headers())])
     assert answer.status_code == 401
     assert answer.json()["error"] == error
     challenge = _challenge(answer)
