@@ -115,6 +115,14 @@ def load_postgres(url: str, rows: int, cold: Cold, client_id: str, *, expired: i
         conn.execute("VACUUM ANALYZE tokens")
 
 
+def prewarm(url: str) -> None:
+    """Read the tokens table and its key index into shared buffers (`pg_prewarm`), as a server
+    that has run for a while holds them when `shared_buffers` is sized for them."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        conn.execute("SELECT pg_prewarm('tokens'), pg_prewarm('tokens_pkey')")
+
+
 @dataclass(frozen=True)
 class Footprint:
     """What the tokens table takes on disk."""

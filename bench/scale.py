@@ -25,6 +25,7 @@ ratio during ÷ before, and the purge's rate.
     python bench/scale.py [--rows 10000000] [--small 10000] [--rounds 5] [--seconds 5]
     python bench/scale.py --rows 1000000 --rounds 3          # quick mode
     python bench/scale.py --purge [--rows 5000000] [--sqlite-rows 2000000]
+    python bench/scale.py --admin-url postgresql://postgres@127.0.0.1:5433/postgres [--prewarm]
 
 Targets: cold p99(large) ÷ p99(small) ≤ 1.5x and throughput ≥ 0.8x at 32 connections, warm
 unchanged, issuance ≥ 0.9x; p99 during a purge ≤ 2x before it.
@@ -61,12 +62,14 @@ from _harness import (
     wrk_post_script,
 )
 from _tables import (
+    ADMIN_URL,
     Cold,
     count_rows,
     load_postgres,
     load_sqlite,
     postgres_database,
     postgres_footprint,
+    prewarm,
     slices,
 )
 
@@ -140,13 +143,16 @@ class Table:
         load_postgres(url, rows, cold, self.client.client_id)
         self.slices = slices(cold.values, parts)
 
-    def prepare(self, issued: int) -> None:
-        """Issue `issued` tokens through the server (one for the warm case)."""
+    def prepare(self, issued: int, *, warm_buffers: bool) -> None:
+        """Issue `issued` tokens through the server (one for the warm case); with
+        `warm_buffers`, then read the table and its key into shared buffers."""
         with authorization_server(self.url) as auth:
             real = asyncio.run(fetch_tokens(auth.url, self.client, issued))
             assert introspect(auth.url, self.rs, real[-1])["active"] is True
             assert introspect(auth.url, self.rs, self.slices[-1][-1])["active"] is True
         self.warm_token = real[0]
+        if warm_buffers:
+            prewarm(self.url)
 
     def cold_slice(self, run: int) -> list[str]:
         return self.slices[run % len(self.slices)]
@@ -200,12 +206,13 @@ def verdict(ok: bool) -> str:
 
 def scale(args: argparse.Namespace, work: Path) -> None:
     runs = 2 * args.rounds
-    with postgres_database("small") as small_url, postgres_database("large") as large_url:
+    small_db, large_db = (postgres_database(n, args.admin_url) for n in ("small", "large"))
+    with small_db as small_url, large_db as large_url:
         started = time.monotonic()
         tables = {}
         for label, url, rows in (("small", small_url, args.small), ("large", large_url, args.rows)):
             tables[label] = Table(label, url, rows, args.slice, runs, work)
-            tables[label].prepare(args.issued)
+            tables[label].prepare(args.issued, warm_buffers=args.prewarm)
         print(f"loaded {args.small:,} and {args.rows:,} rows in {time.monotonic() - started:.0f} s")
         for label, table in tables.items():
             print_footprint(label, table.url)
@@ -306,7 +313,7 @@ def purge_case(
 
 def purge(args: argparse.Namespace, work: Path) -> None:
     slots = 3
-    with postgres_database("purge") as url:
+    with postgres_database("purge", args.admin_url) as url:
         client = create_client(url, "bench", scope="read write")
         rs = create_client(url, "bench-rs", scope="read write", introspect=True)
         cold = Cold.make(args.cold)
@@ -348,6 +355,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--purge", action="store_true")
+    parser.add_argument(
+        "--prewarm",
+        action="store_true",
+        help="pg_prewarm each table and its key after loading (needs shared_buffers to hold them)",
+    )
+    parser.add_argument(
+        "--admin-url",
+        default=ADMIN_URL,
+        help="the PostgreSQL server to make this run's databases on (e.g. one with other settings)",
+    )
     parser.add_argument("--sqlite-rows", type=int, default=2_000_000)
     args = parser.parse_args()
     args.rows = args.rows or (5_000_000 if args.purge else 10_000_000)
