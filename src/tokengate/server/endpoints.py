@@ -43,6 +43,7 @@ from tokengate.server.request_headers import PEER
 from tokengate.server.settings import Settings
 from tokengate.server.signing import KeyRing
 from tokengate.server.throttle import AuthThrottle
+from tokengate.server.metadata_scopes import ScopesSupported
 from tokengate.server.token_cache import TokenCache
 from tokengate.storage.base import StaleClient, Store
 
@@ -101,6 +102,7 @@ class Endpoints:
         self.jwks = jwks or JwksResolver()
         self.dpop = DpopGate(store, settings.issuer, clock, nonces=settings.dpop_nonce)
         self.keys = keys
+        self.scopes_supported = ScopesSupported(store, clock)
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -308,7 +310,7 @@ class Endpoints:
 
     async def metadata(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 8414 §3 metadata document."""
-        scopes = sorted({s for c in await self.store.list_clients() for s in c.scopes})
+        scopes = await self.scopes_supported.get()
         payload: dict[str, Any] = server_metadata(self.settings.issuer, scopes)
         if self.keys is not None:
             payload |= signing_metadata(self.settings.issuer, self.keys.algorithms(self.clock()))
