@@ -23,9 +23,11 @@ class CountingStore(MemoryStore):
         self.reads = 0
         self.gate = asyncio.Event()
         self.gate.set()
+        self.entered = asyncio.Event()
 
     async def client_scopes(self) -> frozenset[str]:
         self.reads += 1
+        self.entered.set()
         await self.gate.wait()
         return await super().client_scopes()
 
@@ -96,8 +98,7 @@ async def test_a_read_begun_before_a_change_is_not_kept(store: CountingStore) ->
     await store.add_client(_client("a", "read"))
     store.gate.clear()
     early = asyncio.ensure_future(scopes.get())
-    while store.reads == 0:  # the read has reached the store
-        await asyncio.sleep(0)
+    await store.entered.wait()  # the read has reached the store
     scopes.on_events([RevocationEvent(1, EventKind.CLIENT_UPDATED, "a")])
     store.gate.set()
     assert await early == ["read"]

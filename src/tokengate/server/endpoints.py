@@ -38,12 +38,12 @@ from tokengate.server.auth_cache import AuthCache
 from tokengate.server.dpop import DpopGate
 from tokengate.server.issuance_rate import IssuanceLimiter
 from tokengate.server.jwks import JwksResolver
+from tokengate.server.metadata_scopes import ScopesSupported
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.request_headers import PEER
 from tokengate.server.settings import Settings
 from tokengate.server.signing import KeyRing
 from tokengate.server.throttle import AuthThrottle
-from tokengate.server.metadata_scopes import ScopesSupported
 from tokengate.server.token_cache import TokenCache
 from tokengate.storage.base import StaleClient, Store
 
