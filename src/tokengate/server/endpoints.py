@@ -100,7 +100,13 @@ class Endpoints:
         self.token_cache = TokenCache(is_trusted=cache_trusted)
         self.security = SecurityEvents(store, clock, settings.throttle.window_seconds)
         self.jwks = jwks or JwksResolver()
-        self.dpop = DpopGate(store, settings.issuer, clock, nonces=settings.dpop_nonce)
+        self.dpop = DpopGate(
+            store,
+            settings.issuer,
+            clock,
+            nonces=settings.dpop_nonce,
+            kek=settings.key_encryption_key,
+        )
         self.keys = keys
         self.scopes_supported = ScopesSupported(store, clock)
 
