@@ -192,7 +192,9 @@ token_values = st.one_of(
     st.from_regex(r"[A-Za-z0-9\-._~+/]{1,12}=*", fullmatch=True),
     st.text(max_size=12),
 )  # fmt: skip
-schemes = st.sampled_from(["Bearer ", "bearer ", "BEARER  ", "Bearer\t", "Basic ", "Bearer", ""])
+schemes = st.sampled_from(
+    ["Bearer ", "bearer ", "BEARER  ", "Bearer\t", "Basic ", "Bearer", "", "DPoP ", "dpop "]
+)
 token_header = st.one_of(
     st.tuples(
         st.sampled_from([b"authorization", b"Authorization", b"AUTHORIZATION"]),
@@ -224,7 +226,7 @@ SPOOFED = [(b"x-auth-subject", b"admin"), (b"X-Auth-Subject", b"root"), (b"x_aut
            (b"X-AUTH-CLIENT-ID", b"\xff\r\nx-auth-subject: admin")]  # fmt: skip
 JUNK_NAMES = [b"host", b"accept", b"x-forwarded-host", b"x-forwarded-for", b"x-forwarded-prefix",
               b"x-original-url", b"x-rewrite-url", b"forwarded", b"x-envoy-original-path",
-              b"cookie", b"content-length"]  # fmt: skip
+              b"cookie", b"content-length", b"dpop"]  # fmt: skip
 JUNK_VALUES = [b"application/openmetrics-text", b"/auth-api/items", b"/public/../auth-api",
                b"GET", b"admin", b"0"]  # fmt: skip
 junk = st.lists(
@@ -340,6 +342,7 @@ def run(app: Authz, scope: dict[str, Any]) -> Answer:
 # -- the oracle: the contract of edge/original.py, resolver.py and the policy, recomputed ------
 
 INVALID, MISSING = ("invalid_request",), ("missing",)
+PROOF_REFUSED, BEARER_WITH_PROOF = ("invalid_dpop_proof",), ("bearer_with_proof",)
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
@@ -401,22 +404,34 @@ def original_path(method: str, target: str) -> tuple[str, str]:
 
 
 def presented(headers: list[tuple[bytes, bytes]]) -> str | tuple[str]:
-    """The one token of the headers (RFC 6750 §2.1), INVALID or MISSING (resolver.py)."""
-    bearer, custom = [], []
+    """The one token of the headers (RFC 6750 §2.1, RFC 9449 §7.1), or INVALID, MISSING,
+    PROOF_REFUSED or BEARER_WITH_PROOF (resolver.py)."""
+    authorization, custom, proofs = [], [], []
     for name, value in headers:
         key, text = name.lower(), value.decode("latin-1").strip()
         if key == b"authorization":
             scheme, _, rest = text.partition(" ")
-            if scheme.lower() == "bearer":
-                bearer.append(rest.strip())
+            if scheme.lower() in ("bearer", "dpop"):
+                authorization.append((scheme.lower(), rest.strip()))
         elif key == b"x-access-token":
             custom.append(text)
-    found = bearer + custom
+        elif key == b"dpop":
+            proofs.append(text)
+    found = [t for _, t in authorization] + custom
     if any(len(t) > 4096 or not B64TOKEN.fullmatch(t) for t in found):
         return INVALID
-    if len(bearer) > 1 or len(custom) > 1 or len(set(found)) > 1:
+    if len(authorization) > 1 or len(custom) > 1 or len(set(found)) > 1:
         return INVALID
-    return found[0] if found else MISSING
+    if not found:
+        return MISSING
+    if len(proofs) > 1:
+        return PROOF_REFUSED
+    proof = proofs[0] if proofs else None
+    scheme = authorization[0][0] if authorization else ("bearer" if proof is None else "dpop")
+    if scheme == "bearer":
+        return found[0] if proof is None else BEARER_WITH_PROOF
+    # No fuzzed proof is a valid one for the request: it is refused before any lookup.
+    return PROOF_REFUSED
 
 
 def claim_values(token: str) -> tuple[tuple[bytes, bytes], ...]:
@@ -448,6 +463,10 @@ def decision(backend: str, method: str, path: str, headers: list[tuple[bytes, by
         return 400, "invalid_request"
     if token == MISSING:
         return 401, None
+    if token == PROOF_REFUSED:  # checked before the token is looked up: whatever the backend
+        return 401, "invalid_dpop_proof"
+    if token == BEARER_WITH_PROOF:
+        return 401, "invalid_token"
     assert isinstance(token, str)
     if backend == "down":
         return 503, None
@@ -508,7 +527,11 @@ def answers(backend: str, method: str, target: str, headers: list[tuple[bytes, b
 
 REFUSAL_HEADERS = {b"content-type", b"cache-control", b"content-length", b"www-authenticate",
                    b"retry-after"}  # fmt: skip
-ERRORS = {400: {"invalid_request"}, 401: {"invalid_token", None}, 403: {"insufficient_scope"}}
+ERRORS = {
+    400: {"invalid_request"},
+    401: {"invalid_token", "invalid_dpop_proof", None},
+    403: {"insufficient_scope"},
+}
 
 
 def observed(scope: dict[str, Any], answer: Answer) -> Outcome:

@@ -27,10 +27,11 @@ KEY = DpopKey()
 
 @asynccontextmanager
 async def app_over(
-    store: MemoryStore, clock: FakeClock, *, nonce: bool = False
+    store: MemoryStore, clock: FakeClock, *, nonce: bool = False, kek: bytes | None = None
 ) -> AsyncIterator[Harness]:
-    """An app (DPoP nonces on or off) over `store`, driven by httpx."""
-    app = create_app(Settings(issuer=ISSUER, dpop_nonce=nonce), store, clock)
+    """An app (DPoP nonces on or off, a key-encryption key or none) over `store`, via httpx."""
+    settings = Settings(issuer=ISSUER, dpop_nonce=nonce, key_encryption_key=kek)
+    app = create_app(settings, store, clock)
     await app.startup()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -233,6 +234,21 @@ async def test_replicas_accept_each_others_nonces() -> None:
         nonce = first.headers["dpop-nonce"]
         second = await dpop_token(two, client, KEY.proof(TOKEN_URL, now=clock(), nonce=nonce))
         assert second.status_code == 200, second.text
+
+
+async def test_with_a_kek_the_nonce_key_is_derived_not_stored() -> None:
+    """With a key-encryption key (which every replica must share), replicas accept each other's
+    nonces and no nonce key is written to the store: a database dump forges no nonce. (Another
+    KEK derives another key: `tests/core/test_dpop_nonce.py`.)"""
+    store, clock, kek = MemoryStore(), FakeClock(), b"k" * 32
+    one_ctx = app_over(store, clock, nonce=True, kek=kek)
+    async with one_ctx as one, app_over(store, clock, nonce=True, kek=kek) as two:
+        client = await one.register()
+        first = await dpop_token(one, client, KEY.proof(TOKEN_URL, now=clock()))
+        nonce = first.headers["dpop-nonce"]
+        second = await dpop_token(two, client, KEY.proof(TOKEN_URL, now=clock(), nonce=nonce))
+        assert second.status_code == 200, second.text
+    assert "dpop_nonce" not in store._secrets
 
 
 async def test_invalid_proof_answer_carries_a_nonce(nonce_harness: Harness) -> None:

@@ -101,6 +101,22 @@ async def test_list_clients_empty(store: Store) -> None:
     assert await store.list_clients() == []
 
 
+async def test_client_scopes_is_the_union_of_the_clients_scopes(store: Store) -> None:
+    """`client_scopes` is every client's scopes as one set, shared sets counted once, disabled
+    clients included (as `list_clients` would give); empty for no client."""
+    assert await store.client_scopes() == frozenset()
+    await store.add_client(make_client("tgc_a"))
+    await store.add_client(make_client("tgc_b"))
+    other = dataclasses.replace(make_client("tgc_c"), scopes=frozenset({"read", "profile"}))
+    await store.add_client(other)
+    await store.add_client(dataclasses.replace(make_client("tgc_d"), scopes=frozenset()))
+    await store.disable_client("tgc_c", NOW)
+    expected = {s for c in await store.list_clients() for s in c.scopes}
+    assert (
+        await store.client_scopes() == expected == {"read", "write", "urn:example:admin", "profile"}
+    )
+
+
 async def test_duplicate_client_id_is_rejected(store: Store) -> None:
     """Adding a client whose id exists raises ValueError and keeps the original."""
     original = make_client()

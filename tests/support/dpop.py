@@ -1,5 +1,9 @@
 """A DPoP client key for tests: signs RFC 9449 §4.2 proofs with joserfc; and the challenges
-every resource-server refusal offers (RFC 9449 §7.1)."""
+every resource-server refusal offers (RFC 9449 §7.1).
+
+Unlike the public `tokengate.resource.testing.DPoPKey`, which signs only well-formed proofs,
+this one signs whatever claims a test or a fuzz strategy gives (`iat` or `jti` of any JSON type
+or absent, `htm`/`htu` replaced): the server tests need malformed proofs signed correctly."""
 
 from __future__ import annotations
 

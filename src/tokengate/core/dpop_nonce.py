@@ -1,11 +1,14 @@
 """Stateless DPoP server nonces (RFC 9449 §8, §9). Sans-I/O.
 
-A nonce is an HMAC of the current time window under a key every replica and worker shares
-(kept in the store), so any of them accepts a nonce any other issued, with no per-nonce
-state: a nonce is accepted during its own window and the windows on either side (the
-neighbours absorb a request crossing a boundary and clocks a little apart), so it lives
-between one and three windows. The key never leaves the server; a nonce says nothing but
-"issued by this server recently".
+A nonce is an HMAC of the current time window under a key every replica and worker shares, so
+any of them accepts a nonce any other issued, with no per-nonce state. With a key-encryption key
+(which every replica holds, and the database never does) the nonce key is derived from it
+(HKDF-SHA256), so a database dump cannot forge nonces; without one it is kept in the store.
+
+A nonce is accepted during its own window and the windows on either side (the neighbours
+absorb a request crossing a boundary and clocks a little apart), so it lives between one and
+three windows. The key never leaves the server; a nonce says nothing but "issued by this server
+recently".
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 WINDOW = 60  # seconds a nonce is current
 KEY_NAME = "dpop_nonce"  # its name in the store's shared secrets
 _LABEL = b"tokengate dpop nonce "
+_DERIVATION_INFO = b"tokengate dpop nonce key v1"
 
 
 def new_key() -> str:
@@ -40,6 +47,13 @@ class Nonces:
         if len(key) < 32:
             raise ValueError("the DPoP nonce key is too short")
         return cls(key, window)
+
+    @classmethod
+    def derived(cls, kek: bytes, window: int = WINDOW) -> Nonces:
+        """Under a key derived from the key-encryption key (HKDF-SHA256, its own `info`): the
+        same on every replica holding that KEK, and nothing of it in the database."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_DERIVATION_INFO)
+        return cls(hkdf.derive(kek), window)
 
     def current(self, now: float) -> str:
         """The nonce to hand out at `now` (`DPoP-Nonce`)."""

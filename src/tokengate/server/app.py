@@ -95,6 +95,7 @@ class AuthorizationServer:
         )
         self.hub.add_listener(self.endpoints.auth_cache.on_events)
         self.hub.add_listener(self.endpoints.token_cache.on_events)
+        self.hub.add_listener(self.endpoints.scopes_supported.on_events)
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stream = EventStream(store, self.hub)

@@ -24,12 +24,14 @@ Clock = Callable[[], float]
 class DpopGate:
     """The token endpoint's DPoP checks, for one store and one issuer."""
 
-    def __init__(self, store: Store, issuer: str, clock: Clock, *, nonces: bool) -> None:
+    def __init__(
+        self, store: Store, issuer: str, clock: Clock, *, nonces: bool, kek: bytes | None = None
+    ) -> None:
         self.store = store
         self.url = issuer.rstrip("/") + TOKEN_PATH
         self.clock = clock
         self.nonces_required = nonces
-        self._nonces: Nonces | None = None
+        self._nonces: Nonces | None = None if kek is None else Nonces.derived(kek)
 
     async def verified(self, proof: str | None, *, required: bool) -> dpop.VerifiedProof:
         """The request's proof, checked; `required`: the client is DPoP-bound (RFC 9449 §5.2)."""
@@ -64,8 +66,9 @@ class DpopGate:
         return {dpop.NONCE_HEADER: (await self._nonce_source()).current(self.clock())}
 
     async def _nonce_source(self) -> Nonces:
-        """The shared nonce key, read (or created) once per process; fails closed: a storage
-        error is an outage (503), never a request served without the nonce check."""
+        """The nonce key: derived from the KEK at start, or read (or created) in the store once
+        per process; fails closed: a storage error is an outage (503), never a request served
+        without the nonce check."""
         if self._nonces is None:
             stored = await self.store.shared_secret(KEY_NAME, new_key(), int(self.clock()))
             self._nonces = Nonces.from_stored(stored)

@@ -38,6 +38,7 @@ from tokengate.server.auth_cache import AuthCache
 from tokengate.server.dpop import DpopGate
 from tokengate.server.issuance_rate import IssuanceLimiter
 from tokengate.server.jwks import JwksResolver
+from tokengate.server.metadata_scopes import ScopesSupported
 from tokengate.server.metrics import ServerMetrics
 from tokengate.server.request_headers import PEER
 from tokengate.server.settings import Settings
@@ -99,8 +100,15 @@ class Endpoints:
         self.token_cache = TokenCache(is_trusted=cache_trusted)
         self.security = SecurityEvents(store, clock, settings.throttle.window_seconds)
         self.jwks = jwks or JwksResolver()
-        self.dpop = DpopGate(store, settings.issuer, clock, nonces=settings.dpop_nonce)
+        self.dpop = DpopGate(
+            store,
+            settings.issuer,
+            clock,
+            nonces=settings.dpop_nonce,
+            kek=settings.key_encryption_key,
+        )
         self.keys = keys
+        self.scopes_supported = ScopesSupported(store, clock)
 
     async def _form(self, receive: Receive, headers: dict[str, str]) -> dict[str, list[str]]:
         content_type = headers.get("content-type")
@@ -308,7 +316,7 @@ class Endpoints:
 
     async def metadata(self, receive: Receive, headers: dict[str, str]) -> Response:
         """RFC 8414 §3 metadata document."""
-        scopes = sorted({s for c in await self.store.list_clients() for s in c.scopes})
+        scopes = await self.scopes_supported.get()
         payload: dict[str, Any] = server_metadata(self.settings.issuer, scopes)
         if self.keys is not None:
             payload |= signing_metadata(self.settings.issuer, self.keys.algorithms(self.clock()))

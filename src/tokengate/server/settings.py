@@ -38,6 +38,7 @@ class Settings:
     dpop_nonce: bool = False
     # RFC 9701 signed introspection responses: the key-encryption key sealing the signing keys
     # in the store (`server.signing`). None: the server does not sign (and says so at start).
+    # With DPoP nonces on, the nonce key is derived from it (else kept in the store).
     key_encryption_key: bytes | None = field(default=None, repr=False)
     # Seconds between reads of the key set: below a rotation's publication delay (600 s).
     key_refresh_interval: float = 30.0

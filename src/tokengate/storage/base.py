@@ -88,6 +88,10 @@ class ClientStore(Protocol):
     async def list_clients(self) -> list[Client]:
         """All clients, ordered by creation time then id."""
 
+    async def client_scopes(self) -> frozenset[str]:
+        """The union of every client's scopes (the metadata's `scopes_supported`): one pass over
+        the distinct scope strings, no client built."""
+
     async def update_client(
         self, client: Client, at: int, *, audit: AuditEntry | None = None
     ) -> bool:

@@ -53,6 +53,9 @@ class MemoryStore:
     async def list_clients(self) -> list[Client]:
         return sorted(self._clients.values(), key=lambda c: (c.created_at, c.client_id))
 
+    async def client_scopes(self) -> frozenset[str]:
+        return frozenset(s for c in self._clients.values() for s in c.scopes)
+
     async def update_client(
         self, client: Client, at: int, *, audit: AuditEntry | None = None
     ) -> bool:

@@ -385,6 +385,15 @@ def select(table: Table) -> str:
     return f"SELECT {column_list(table.columns)} FROM {table.name}"  # noqa: S608
 
 
+# Both dialects: the distinct scope strings of the clients (few: clients share scope sets).
+CLIENT_SCOPES = f"SELECT DISTINCT scopes FROM {CLIENTS.name}"  # noqa: S608 (identifiers only)
+
+
+def scopes_union(texts: Iterable[str]) -> frozenset[str]:
+    """The scopes of every stored scope string (`CLIENT_SCOPES`'s rows), as one set."""
+    return frozenset(scope for text in texts for scope in SCOPES.decode(text))
+
+
 def insert_into(table: Table) -> str:
     """`INSERT INTO t (written columns)`, to which a VALUES or SELECT clause is added."""
     return f"INSERT INTO {table.name} ({column_list(table.written)})"

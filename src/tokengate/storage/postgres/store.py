@@ -64,7 +64,7 @@ from tokengate.storage.rows import (
     token_from_row,
     token_row,
 )
-from tokengate.storage.schema import digest_key
+from tokengate.storage.schema import CLIENT_SCOPES, digest_key, scopes_union
 
 # Outages of this driver, raised as StorageUnavailable (a PoolTimeout is an OperationalError).
 _OUTAGES = (psycopg.OperationalError, ConnectionError, TimeoutError)
@@ -166,6 +166,9 @@ class PostgresStore:
 
     async def list_clients(self) -> list[Client]:
         return [client_from_row(row) for row in await self._all(q.CLIENTS_LIST)]
+
+    async def client_scopes(self) -> frozenset[str]:
+        return scopes_union(row[0] for row in await self._all(CLIENT_SCOPES))
 
     async def update_client(
         self, client: Client, at: int, *, audit: AuditEntry | None = None

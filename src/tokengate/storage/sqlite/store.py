@@ -57,7 +57,7 @@ from tokengate.storage.rows import (
     signing_key_row,
     token_row,
 )
-from tokengate.storage.schema import digest_key
+from tokengate.storage.schema import CLIENT_SCOPES, digest_key, scopes_union
 from tokengate.storage.sqlite import ops
 from tokengate.storage.sqlite.checkpoint import WalBound
 from tokengate.storage.sqlite.connect import connect, migrate, open_reader, open_writer
@@ -176,6 +176,9 @@ class SQLiteStore:
 
     async def list_clients(self) -> list[Client]:
         return [client_from_row(row) for row in self._rows(ops.CLIENTS_LIST)]
+
+    async def client_scopes(self) -> frozenset[str]:
+        return scopes_union(row[0] for row in self._rows(CLIENT_SCOPES))
 
     async def get_token(self, token_hash: str) -> AccessToken | None:
         key = digest_key(token_hash)  # b"" is no stored key: the decoy row, at a hit's cost
