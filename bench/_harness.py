@@ -314,6 +314,17 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def scheduled(pid: int) -> tuple[float, float]:
+    """Seconds the threads of `pid` have run on a CPU, and waited runnable for one, so far
+    (/proc/PID/task/TID/schedstat: nanoseconds, unlike the clock ticks of `cpu_seconds`)."""
+    run = wait = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            ran, waited, _ = (task / "schedstat").read_text().split()
+            run, wait = run + int(ran), wait + int(waited)
+    return run / 1e9, wait / 1e9
+
+
 # -- wrk ---------------------------------------------------------------------------------------
 
 
@@ -417,15 +428,22 @@ def parse_wrk(out: str) -> WrkResult:
     )
 
 
-def run_wrk(url: str, *, connections: int, seconds: float, script: Path | None = None) -> float:
-    """Requests/second from one wrk run; fails loudly on any error response."""
+def wrk_result(
+    url: str, *, connections: int, seconds: float, script: Path | None = None
+) -> WrkResult:
+    """One wrk run, parsed; fails loudly on any error response."""
     command = wrk_command(url, connections=connections, seconds=seconds, script=script)
     result = parse_wrk(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     if result.errors:
         raise SystemExit(
             f"wrk saw errors against {url}: non-2xx {result.non_2xx}, socket {result.socket_errors}"
         )
-    return result.rps
+    return result
+
+
+def run_wrk(url: str, *, connections: int, seconds: float, script: Path | None = None) -> float:
+    """Requests/second from one wrk run; fails loudly on any error response."""
+    return wrk_result(url, connections=connections, seconds=seconds, script=script).rps
 
 
 # -- A/B rounds --------------------------------------------------------------------------------

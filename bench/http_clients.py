@@ -2,9 +2,10 @@
 
 One `tokengate serve` (SQLite), one token, one client each: sequential RFC 7662 introspection
 calls over a kept-alive connection, interleaved A B C A B C so drift hits every client alike.
-Prints each client's median latency and its ratio to aiohttp (the runtime's transport), and the
-floor: a bare asyncio stream writing a prepared request and reading the answer (no parsing
-beyond Content-Length; a yardstick here, never a client to ship). What a client adds over the
+Prints each client's median latency, its ratio to aiohttp (the runtime's transport) and its CPU
+per call, and two yardsticks (never clients to ship): the floor, a bare asyncio stream writing a
+prepared request and reading the answer (no parsing beyond Content-Length), and the same on an
+asyncio protocol with httptools parsing the answer, the least a client on a real parser costs. What a client adds over the
 floor is what a resource server pays on each cache miss.
 
 aiohttp and httpx are always installed; httpcore, curl_cffi, rnet and pyreqwest are measured
@@ -50,6 +51,42 @@ async def floor(url: str, headers: dict[str, str], body: bytes) -> Call:
             if line.lower().startswith(b"content-length:")
         )
         return await reader.readexactly(length)
+
+    return call
+
+
+async def httptools_protocol(url: str, headers: dict[str, str], body: bytes) -> Call:
+    """A request written whole on an asyncio protocol, its answer parsed by httptools (llhttp,
+    C): the least a client on a real HTTP parser pays (no pool, timeouts or checks)."""
+    import httptools  # noqa: PLC0415 (measured only if installed)
+
+    class Answers(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.parser = httptools.HttpResponseParser(self)
+            self.body: list[bytes] = []
+            self.answer: asyncio.Future[bytes] | None = None
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+
+        def on_body(self, body: bytes) -> None:
+            self.body.append(body)
+
+        def on_message_complete(self) -> None:
+            assert self.answer is not None
+            self.answer.set_result(b"".join(self.body))
+            self.body.clear()
+
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_connection(Answers, parts.hostname, parts.port)
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{lines}"
+
+    async def call() -> bytes:
+        protocol.answer = loop.create_future()
+        transport.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return await protocol.answer
 
     return call
 
@@ -137,6 +174,7 @@ async def pyreqwest_client(url: str, headers: dict[str, str], body: bytes) -> Ca
 
 CLIENTS: dict[str, tuple[str, Maker]] = {
     "floor": ("asyncio", floor),
+    "httptools": ("httptools", httptools_protocol),
     "aiohttp": ("aiohttp", aiohttp_client),
     "httpx": ("httpx", httpx_client),
     "httpcore": ("httpcore", httpcore_client),
@@ -155,16 +193,19 @@ async def measure(url: str, headers: dict[str, str], body: bytes, calls: int) ->
     for name, call in clients.items():
         assert b'"active":true' in (await call()).replace(b" ", b""), name
     samples: dict[str, list[float]] = {name: [] for name in clients}
+    cpu = dict.fromkeys(clients, 0.0)  # this thread's CPU: the client's work and its syscalls
     for _ in range(calls):
         for name, call in clients.items():
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.thread_time()
             await call()
             samples[name].append(time.perf_counter() - started)
+            cpu[name] += time.thread_time() - used
     medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, value in medians.items():
         added = value - medians["floor"]
         print(f"{name:10s} median {value * 1000:.3f} ms, {added * 1000:+.3f} ms over the floor, "
-              f"{value / medians['aiohttp']:.2f}x aiohttp")  # fmt: skip
+              f"{value / medians['aiohttp']:.2f}x aiohttp; CPU {cpu[name] / calls * 1e6:6.1f} µs"
+              " per call")  # fmt: skip
 
 
 def main() -> None:

@@ -12,10 +12,13 @@ sides of a ratio, so the wall-clock ratios are a little closer to 1 than these).
    (cached token) and token issuance (SQLite, durable) — cf. `as_throughput.py`;
 2. example resource server: unprotected `GET /public/ping` vs protected `GET /auth-api/hello`
    with a warm cache — cf. `rs_overhead.py`;
-3. `tokengate authz`: a warm `/decide` (nginx `auth_request` headers) vs the hello-world sent the
+3. the example resource server's cache miss (a never-seen token each, sequential) vs its warm
+   hit, and the authorization server's own work for an uncached introspection — cf. the second
+   half of `rs_overhead.py`;
+4. `tokengate authz`: a warm `/decide` (nginx `auth_request` headers) vs the hello-world sent the
    same request and a bare `GET /` — cf. `edge.py`.
 
-    .venv/bin/python bench/instructions.py [--requests 2000]
+    .venv/bin/python bench/instructions.py [--requests 2000] [--misses 500] [--only as|rs|miss|decide]
 
 Needs valgrind (`apt-get install valgrind`). Takes a few minutes (callgrind runs ~50x slower).
 """
@@ -23,6 +26,7 @@ Needs valgrind (`apt-get install valgrind`). Takes a few minutes (callgrind runs
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import glob
 import os
@@ -32,7 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from _harness import (
@@ -43,6 +47,7 @@ from _harness import (
     create_client,
     example_rs_command,
     fetch_token,
+    fetch_tokens,
     free_port,
     hello_command,
     port_open,
@@ -58,11 +63,17 @@ from tokengate.resource.protocol.rfc7662 import ClientCredentials
 
 def send_requests(port: int, request: bytes, count: int, connections: int = 4) -> None:
     """`count` requests over `connections` keep-alive connections; every answer must be 200."""
+    send_each(port, [request] * count, connections)
 
-    def worker(n: int) -> None:
+
+def send_each(port: int, requests: Sequence[bytes], connections: int = 4) -> None:
+    """Each of `requests` once, spread over `connections` keep-alive connections (sequential on
+    each); every answer must be 200."""
+
+    def worker(share: Sequence[bytes]) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
             buffer = b""
-            for _ in range(n):
+            for request in share:
                 sock.sendall(request)
                 while True:
                     head, sep, rest = buffer.partition(b"\r\n\r\n")
@@ -79,7 +90,8 @@ def send_requests(port: int, request: bytes, count: int, connections: int = 4) -
                     buffer += chunk
 
     threads = [
-        threading.Thread(target=worker, args=(count // connections,)) for _ in range(connections)
+        threading.Thread(target=worker, args=(requests[i::connections],))
+        for i in range(connections)
     ]
     for thread in threads:
         thread.start()
@@ -112,13 +124,25 @@ def under_callgrind(
 def instructions_per_request(
     server: tuple[int, Path], port: int, request: bytes, count: int
 ) -> float:
+    """Instructions per answer to `count` copies of `request`, after 200 to warm up."""
+    return instructions_per_each(server, port, [request] * 200, [request] * count)
+
+
+def instructions_per_each(
+    server: tuple[int, Path],
+    port: int,
+    warm_up: Sequence[bytes],
+    requests: Sequence[bytes],
+    connections: int = 4,
+) -> float:
+    """Instructions per answer to each of `requests`, counted after `warm_up` was answered."""
     pid, out = server
-    send_requests(port, request, 200)  # warm-up: imports, caches, specialisation
+    send_each(port, warm_up, connections)  # imports, caches, specialisation
     subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, check=True)
-    send_requests(port, request, count)
+    send_each(port, requests, connections)
     before = set(glob.glob(str(out / f"cg.{pid}.*")))
     subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=True)
-    return _new_dump_total(out, pid, before) / count
+    return _new_dump_total(out, pid, before) / len(requests)
 
 
 def _new_dump_total(out: Path, pid: int, before: set[str]) -> int:
@@ -181,6 +205,44 @@ def resource_server_ratio(as_url: str, rs: ClientCredentials, token: str, n: int
           f"{public / protected:.2f}x  (wall-clock target >= 0.85x)")  # fmt: skip
 
 
+def cache_miss_ratio(
+    db: str, as_url: str, client: ClientCredentials, rs: ClientCredentials, n: int
+) -> None:
+    """What a cache miss costs the example resource server (each request a token it has never
+    seen, one connection, sequential: as `rs_overhead.py`) against a warm hit, and the
+    authorization server's own work for an introspection of a token it has not cached."""
+    tokens = asyncio.run(fetch_tokens(as_url, client, 2 * (n + _MISS_WARM_UP)))
+    fresh = iter(tokens)
+    port = free_port()
+    with under_callgrind(example_rs_command(port, as_url), port, rs_env(rs)) as cg:
+        guarded = [_guarded(next(fresh)) for _ in range(n + _MISS_WARM_UP)]
+        miss = instructions_per_each(cg, port, guarded[:_MISS_WARM_UP], guarded[_MISS_WARM_UP:], 1)
+        hit = [guarded[0]] * n
+        warm = instructions_per_each(cg, port, hit[:_MISS_WARM_UP], hit, 1)
+    port = free_port()
+    with under_callgrind(serve_command(port, db), port) as cg:
+        asks = [_introspection(next(fresh), rs) for _ in range(n + _MISS_WARM_UP)]
+        direct = instructions_per_each(cg, port, asks[:_MISS_WARM_UP], asks[_MISS_WARM_UP:], 1)
+    print(f"RS protected, warm hit (1 conn) {warm:8.0f} instructions/request")
+    print(
+        f"RS protected, cache miss        {miss:8.0f}  -> the miss adds {miss - warm:.0f} in the RS"
+    )
+    print(f"AS introspection, uncached      {direct:8.0f}  -> RS's miss work / AS's introspection "
+          f"{(miss - warm) / direct:.2f}x; (RS miss + AS) / AS {(miss + direct) / direct:.2f}x"
+          "  (wall-clock target <= 1.3x, with the caller's own cost on both sides)", flush=True)  # fmt: skip
+
+
+_MISS_WARM_UP = 100
+
+
+def _guarded(token: str) -> bytes:
+    return get(PROTECTED_PATH, f"{TOKEN_HEADER}: {token}\r\n")
+
+
+def _introspection(token: str, rs: ClientCredentials) -> bytes:
+    return post(INTROSPECT_PATH, f"token={token}&token_type_hint=access_token", rs)
+
+
 def decision_ratio(as_url: str, decider: ClientCredentials, token: str, n: int) -> None:
     """`/decide` (warm) vs the hello-world receiving the very same request, under callgrind."""
     headers = (
@@ -203,12 +265,18 @@ def decision_ratio(as_url: str, decider: ClientCredentials, token: str, n: int) 
           "  (wall-clock target >= 0.6x)")  # fmt: skip
 
 
+SECTIONS = ["as", "rs", "miss", "decide"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--misses", type=int, default=500, help="cache-miss requests counted")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="(repeatable)")
     args = parser.parse_args()
+    sections = args.only or SECTIONS
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
     db = f"sqlite:///{tempfile.mkdtemp(prefix='tg-instr-')}/instr.db"
@@ -216,9 +284,14 @@ def main() -> None:
     rs = create_client(db, "rs", scope="read write", introspect=True)
     with authorization_server(db) as auth:
         token = fetch_token(auth.url, client)
-        authorization_server_ratios(db, client, rs, token, args.requests)
-        resource_server_ratio(auth.url, rs, token, args.requests)
-        decision_ratio(auth.url, rs, token, args.requests)
+        if "as" in sections:
+            authorization_server_ratios(db, client, rs, token, args.requests)
+        if "rs" in sections:
+            resource_server_ratio(auth.url, rs, token, args.requests)
+        if "miss" in sections:
+            cache_miss_ratio(db, auth.url, client, rs, args.misses)
+        if "decide" in sections:
+            decision_ratio(auth.url, rs, token, args.requests)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,20 @@ def test_access_token_shape_and_entropy() -> None:
     assert c.is_access_token_format(token)
 
 
+def test_a_token_and_its_jti_from_one_read_are_well_formed_and_unrelated() -> None:
+    """The token endpoint's pair: a well-formed token (256 bits) and a 128-bit hex jti that
+    shares no bytes with it; fresh on every call."""
+    pairs = [c.new_access_token_and_jti() for _ in range(100)]
+    for token, jti in pairs:
+        assert c.is_access_token_format(token)
+        entropy = base64.urlsafe_b64decode(token[len("tgat_") : -8] + "=")
+        assert len(entropy) == 32
+        assert len(jti) == 32
+        assert int(jti, 16) >= 0
+        assert bytes.fromhex(jti) not in entropy
+    assert len({t for t, _ in pairs}) == len({j for _, j in pairs}) == len(pairs)
+
+
 def test_checksum_rejects_lookalikes() -> None:
     """A single changed character fails the CRC32 check."""
     token = c.new_access_token()

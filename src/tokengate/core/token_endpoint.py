@@ -69,10 +69,10 @@ def issue(
         raise UnauthorizedClient("client is disabled")
     scopes = granted_scopes(client, form)
     audiences = granted_audiences(client, form)
-    token = credentials.new_access_token()
+    token, jti = credentials.new_access_token_and_jti()
     record = AccessToken(
         token_hash=credentials.hash_value(token),
-        jti=credentials.new_jti(),
+        jti=jti,
         client_id=client.client_id,
         scopes=scopes,
         audiences=audiences,

@@ -15,8 +15,8 @@ Response desync (RFC 9112 §9.3, §6.3): bytes an upstream sends beyond the fram
 answer (a body on a HEAD response, more than its Content-Length, an unsolicited response) must
 never become the next request's response. aiohttp closes a connection that holds unread bytes
 when it is released, but bytes arriving while the connection sits idle are parsed and queued as
-a response for whoever reuses it; `_Connector` closes such a connection instead of handing it
-out, and a response not read to its end is released closed.
+a response for whoever reuses it; `FreshConnector` (the resource runtime's, shared) closes such
+a connection instead of handing it out, and a response not read to its end is released closed.
 
 aiohttp retries an idempotent request once when a kept-alive connection turns out dead, unless
 part of its body was already sent (RFC 9112 §9.3.1.1).
@@ -31,9 +31,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 
 import aiohttp
 import yarl
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.connector import Connection
-from aiohttp.tracing import Trace
 from multidict import CIMultiDict
 
 from tokengate.asgi.body import ClientDisconnected
@@ -48,6 +45,7 @@ from tokengate.gateway.upstream import (
     UpstreamFailure,
     UpstreamRequest,
 )
+from tokengate.resource.runtime.transport import FreshConnector
 
 _CHUNK = 64 * 1024
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
@@ -117,7 +115,7 @@ class PooledUpstream:
 
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = _Connector(
+            connector = FreshConnector(
                 limit=self.pool.max_connections,
                 keepalive_timeout=self.pool.keepalive_expiry,
                 ssl=self.ssl_context or True,
@@ -131,22 +129,6 @@ class PooledUpstream:
                 skip_auto_headers=_AUTO_HEADERS,
             )
         return self._session
-
-
-class _Connector(aiohttp.TCPConnector):
-    """aiohttp's pool, never handing out a connection that received bytes while idle."""
-
-    async def connect(
-        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
-    ) -> Connection:
-        """A pooled connection with nothing unread on it, or a new one."""
-        for _ in range(self.limit + 1):  # at most `limit` are pooled, so one try is a new one
-            connection = await super().connect(req, traces, timeout)
-            protocol = connection.protocol
-            if protocol is not None and not protocol.should_close:
-                return connection
-            connection.close()  # a stale queued response, or bytes no request asked for
-        raise aiohttp.ServerDisconnectedError("the upstream sends bytes nobody asked for")
 
 
 class _Upload:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlencode
 
 import pytest
 
@@ -101,3 +102,20 @@ def test_unusable_introspection_answers(response: HttpResponse, error: type[Exce
     """Only a 200 RFC 7662 object is an answer; a 401 is our problem, not the token's."""
     with pytest.raises(error):
         parse_introspection(response)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("tga_AbC-09._~x", id="unreserved-as-is"),
+        pytest.param("a+b/c=d", id="base64-reserved"),
+        pytest.param("sp ace&amp=%25", id="form-delimiters"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_introspection_body_is_form_encoded(token: str) -> None:
+    """RFC 7662 §2.1: the body is `application/x-www-form-urlencoded`, as `urlencode` writes it,
+    whether or not the token has characters that need encoding."""
+    request = introspection_request("https://as.example/i", token, ClientCredentials("rs", "s"))
+    expected = urlencode({"token": token, "token_type_hint": "access_token"})
+    assert request.body == expected.encode("ascii")

@@ -228,6 +228,31 @@ async def test_keep_alive_connections_are_reused(transport: PooledTransport) -> 
     assert len(server.requests) == 3
 
 
+async def then_an_unasked_answer(server: CannedServer, reader: Reader, writer: Writer) -> None:
+    """Answer the first request inactive, then, while the connection is idle, send an answer
+    nobody asked for (active); later connections are answered inactive."""
+    await server.read_request(reader)
+    writer.write(answer())
+    await writer.drain()
+    if server.connections == 1:
+        await asyncio.sleep(0.05)
+        writer.write(answer("200 OK", b'{"active":true}'))
+        await writer.drain()
+    await keep_alive(server, reader, writer)
+
+
+async def test_an_answer_sent_while_idle_never_answers_the_next_request(
+    transport: PooledTransport,
+) -> None:
+    """RFC 9112 §9.3: bytes a pooled connection received while no request was out are no
+    answer to the next request (an introspection answer for another token): it is closed."""
+    async with serving(then_an_unasked_answer) as server:
+        assert (await transport.request(post(server.url), TIMEOUTS)).body == b'{"active":false}'
+        await asyncio.sleep(0.2)
+        assert (await transport.request(post(server.url), TIMEOUTS)).body == b'{"active":false}'
+    assert server.connections == 2
+
+
 async def drops_the_second(server: CannedServer, reader: Reader, writer: Writer) -> None:
     """Answer the first request keep-alive; close as the client reuses the connection."""
     if server.connections == 1:

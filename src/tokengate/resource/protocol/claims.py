@@ -141,9 +141,10 @@ def _time(
     document: Mapping[str, object], name: str, rounding: Callable[[float], int]
 ) -> int | None:
     # Rounding errs on the safe side: exp/iat down, nbf up (RFC 7519 NumericDate may be fractional).
+    # Exact types, checked in the order they come: a bool is an int to isinstance, never a time.
     value = document.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidIntrospectionResponse(f"introspection member '{name}' is not a number")
-    return int(rounding(value))
+    if type(value) is int or value is None:
+        return value
+    if type(value) is float and math.isfinite(value):
+        return int(rounding(value))
+    raise InvalidIntrospectionResponse(f"introspection member '{name}' is not a number")

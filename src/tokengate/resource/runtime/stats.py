@@ -8,7 +8,9 @@ Counters take a lock so threads (WSGI servers) do not lose increments; gauges ar
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field, fields
+from itertools import accumulate
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -59,14 +61,15 @@ class Gauge:
 
 
 class Histogram:
-    """Cumulative latency buckets in seconds, Prometheus style (`le` upper bounds)."""
+    """Latency buckets in seconds, Prometheus style (`le` upper bounds, cumulative in
+    `cumulative()`); an observation lands in one bucket, found by bisection."""
 
     __slots__ = ("_lock", "bounds", "buckets", "count", "sum")
 
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self._lock = threading.Lock()
         self.bounds = bounds
-        self.buckets = [0] * len(bounds)
+        self.buckets = [0] * (len(bounds) + 1)  # per bucket; the last one is above every bound
         self.count = 0
         self.sum = 0.0
 
@@ -75,9 +78,11 @@ class Histogram:
         with self._lock:
             self.count += 1
             self.sum += seconds
-            for index, bound in enumerate(self.bounds):
-                if seconds <= bound:
-                    self.buckets[index] += 1
+            self.buckets[bisect_left(self.bounds, seconds)] += 1
+
+    def cumulative(self) -> list[int]:
+        """Observations at or below each bound, in the order of `bounds`."""
+        return list(accumulate(self.buckets[:-1]))
 
 
 @dataclass(slots=True)
@@ -123,6 +128,6 @@ class Stats:
 
 def _histogram(name: str, histogram: Histogram) -> dict[str, float]:
     out: dict[str, float] = {f"{name}_count": histogram.count, f"{name}_sum": histogram.sum}
-    for bound, count in zip(histogram.bounds, histogram.buckets, strict=True):
+    for bound, count in zip(histogram.bounds, histogram.cumulative(), strict=True):
         out[f"{name}_bucket_le_{bound:g}"] = count
     return out

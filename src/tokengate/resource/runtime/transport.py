@@ -7,7 +7,8 @@ every cache miss.
 
 The session is made on first use, inside the running loop (aiohttp binds it to that loop).
 No cookies are kept, redirects are not followed, proxies from the environment are not used,
-and a response body larger than `MAX_BODY` is refused: the answers we expect are small.
+a response body larger than `MAX_BODY` is refused (the answers we expect are small), and a
+pooled connection that received bytes while idle is closed, never reused (`FreshConnector`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import yarl
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 
 from tokengate.resource.protocol.rfc7662 import HttpRequest, HttpResponse
 from tokengate.resource.runtime.http import (
@@ -107,7 +111,7 @@ class PooledTransport:
 
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
+            connector = FreshConnector(
                 limit=self.max_connections,
                 keepalive_timeout=self.keepalive,
                 ssl=self.ssl_context or True,
@@ -121,6 +125,29 @@ class PooledTransport:
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
         return self._session
+
+
+class FreshConnector(aiohttp.TCPConnector):
+    """aiohttp's pool, never handing out a connection that received bytes while idle.
+
+    RFC 9112 §9.3: bytes a server sends beyond the framing of its answer (an unsolicited or a
+    duplicated response) must never become the next request's answer, here the introspection
+    answer about another token. aiohttp closes a connection holding unread bytes when it is
+    released, but parses bytes arriving while it sits idle and queues them as a response for
+    whoever reuses it: such a connection is closed instead (the gateway's pool uses this too).
+    """
+
+    async def connect(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        """A pooled connection with nothing unread on it, or a new one."""
+        for _ in range(self.limit + 1):  # at most `limit` are pooled, so one try is a new one
+            connection = await super().connect(req, traces, timeout)
+            protocol = connection.protocol
+            if protocol is not None and not protocol.should_close:
+                return connection
+            connection.close()  # a stale queued response, or bytes no request asked for
+        raise aiohttp.ServerDisconnectedError("the server sends bytes nobody asked for")
 
 
 class _Stream:
