@@ -254,10 +254,10 @@ def print_footprint(label: str, url: str) -> None:
 
 
 @contextlib.contextmanager
-def purging(db: str) -> Iterator[subprocess.Popen[str]]:
-    """`tokengate tokens purge-expired` running in the background."""
+def purging(db: str, pace: Sequence[str] = ()) -> Iterator[subprocess.Popen[str]]:
+    """`tokengate tokens purge-expired` (with `pace`'s options) running in the background."""
     proc = subprocess.Popen(
-        tokengate("tokens", "purge-expired", "--database", db),
+        tokengate("tokens", "purge-expired", "--database", db, *pace),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -279,6 +279,7 @@ def purge_case(
     work: Path,
     slots: int,
     expired: int,
+    pace: Sequence[str] = (),
 ) -> None:
     """p99 of cold passes before the purge starts, then while it runs."""
     parts = slices(cold.values, 2 * slots)
@@ -290,7 +291,7 @@ def purge_case(
         before = [wrk(url, s, 32, 10, once=once) for s in scripts[:slots]]
         started = time.monotonic()
         during: list[WrkResult] = []
-        with purging(db) as proc:
+        with purging(db, pace) as proc:
             time.sleep(0.5)  # the purge has begun its batches
             for script in scripts[slots:]:
                 if proc.poll() is not None:
@@ -311,8 +312,35 @@ def purge_case(
     print(f"{name}: p99 during ÷ before {d / b:.2f}x (target <= 2x) {verdict(d / b <= 2)}")
 
 
+def pace_options(text: str) -> list[str]:
+    """`BATCH:PAUSE:RATIO` (any part may be empty: the default) as purge-expired's options."""
+    names = ("--batch", "--pause", "--idle-ratio")
+    return [a for name, v in zip(names, text.split(":"), strict=False) if v for a in (name, v)]
+
+
 def purge(args: argparse.Namespace, work: Path) -> None:
     slots = 3
+    if not args.no_postgres:
+        purge_postgres(args, work, slots)
+    for i, pace in enumerate(args.sqlite_pace or [""]):
+        if not args.sqlite_rows:
+            break
+        print(f"SQLite pace: {pace or 'default'}")
+        path = work / f"purge-{i}.db"
+        db = f"sqlite:///{path}"
+        client = create_client(db, "bench", scope="read write")
+        rs = create_client(db, "bench-rs", scope="read write", introspect=True)
+        cold = Cold.make(args.cold)
+        started = time.monotonic()
+        load_sqlite(str(path), len(cold.values), cold, client.client_id, expired=args.sqlite_rows)
+        print(
+            f"SQLite: {args.sqlite_rows:,} expired rows loaded in {time.monotonic() - started:.0f} s"
+        )
+        name = "SQLite" + (f" ({pace})" if pace else "")
+        purge_case(db, name, cold, client, rs, work, slots, args.sqlite_rows, pace_options(pace))
+
+
+def purge_postgres(args: argparse.Namespace, work: Path, slots: int) -> None:
     with postgres_database("purge", args.admin_url) as url:
         client = create_client(url, "bench", scope="read write")
         rs = create_client(url, "bench-rs", scope="read write", introspect=True)
@@ -324,18 +352,6 @@ def purge(args: argparse.Namespace, work: Path) -> None:
         )
         print_footprint("purge", url)
         purge_case(url, "PostgreSQL", cold, client, rs, work, slots, args.rows)
-    if args.sqlite_rows:
-        path = work / "purge.db"
-        db = f"sqlite:///{path}"
-        client = create_client(db, "bench", scope="read write")
-        rs = create_client(db, "bench-rs", scope="read write", introspect=True)
-        cold = Cold.make(args.cold)
-        started = time.monotonic()
-        load_sqlite(str(path), len(cold.values), cold, client.client_id, expired=args.sqlite_rows)
-        print(
-            f"SQLite: {args.sqlite_rows:,} expired rows loaded in {time.monotonic() - started:.0f} s"
-        )
-        purge_case(db, "SQLite", cold, client, rs, work, slots, args.sqlite_rows)
 
 
 def main() -> None:
@@ -366,6 +382,13 @@ def main() -> None:
         help="the PostgreSQL server to make this run's databases on (e.g. one with other settings)",
     )
     parser.add_argument("--sqlite-rows", type=int, default=2_000_000)
+    parser.add_argument(
+        "--sqlite-pace",
+        action="append",
+        help="--purge: BATCH:PAUSE:RATIO for purge-expired on SQLite; repeat to compare (each on"
+        " a fresh file)",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="--purge: SQLite only")
     args = parser.parse_args()
     args.rows = args.rows or (5_000_000 if args.purge else 10_000_000)
     require_wrk()

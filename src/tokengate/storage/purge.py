@@ -10,6 +10,7 @@ until vacuum, and rescanning them would make a large purge quadratic.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from tokengate.storage.base import PurgePace
@@ -18,12 +19,20 @@ FIRST = -(2**63)  # below every expires_at: where the keyset starts
 Batch = Callable[[int], Awaitable[tuple[int, int]]]  # cursor -> (deleted, last expires_at)
 
 
-async def paced(batch: Batch, pace: PurgePace) -> int:
-    """Run batches until one comes back short, pausing between them; the rows deleted."""
+async def paced(
+    batch: Batch,
+    pace: PurgePace,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> int:
+    """Run batches until one comes back short, resting between them (`PurgePace`); the rows
+    deleted."""
     total, cursor = 0, FIRST
     while True:
+        started = clock()
         deleted, cursor = await batch(cursor)
         total += deleted
         if deleted < pace.batch:
             return total
-        await asyncio.sleep(pace.pause)
+        await sleep(max(pace.pause, pace.idle_ratio * (clock() - started)))
