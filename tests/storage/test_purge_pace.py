@@ -62,3 +62,20 @@ async def test_ratio_zero_keeps_the_fixed_pause() -> None:
     """`idle_ratio=0` is the fixed pause alone."""
     _, timeline, _ = await _run([1.0, 1.0, 0.1], PurgePace(pause=0.05, idle_ratio=0))
     assert timeline.rests == [0.05, 0.05]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"batch": 0}, id="batch-zero"),
+        pytest.param({"pause": -0.1}, id="pause-negative"),
+        pytest.param({"pause": float("nan")}, id="pause-nan"),
+        pytest.param({"pause": float("inf")}, id="pause-inf"),
+        pytest.param({"idle_ratio": float("nan")}, id="ratio-nan"),
+        pytest.param({"idle_ratio": -1.0}, id="ratio-negative"),
+    ],
+)
+def test_a_pace_that_could_not_rest_is_refused(fields: dict[str, float]) -> None:
+    """No pace is built that would never rest, rest forever, or delete nothing per batch."""
+    with pytest.raises(ValueError, match="purge pace"):
+        PurgePace(**fields)  # type: ignore[arg-type]

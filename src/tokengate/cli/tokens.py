@@ -63,7 +63,10 @@ _DEFAULT = PurgePace()
 )
 def purge_expired(database: str, batch: int, pause: float, idle_ratio: float) -> None:
     """Delete expired tokens from storage (in paced batches; one purge at a time)."""
-    pace = PurgePace(batch=batch, pause=pause, idle_ratio=idle_ratio)
+    try:
+        pace = PurgePace(batch=batch, pause=pause, idle_ratio=idle_ratio)
+    except ValueError as exc:  # NaN passes click's ranges
+        raise click.UsageError(str(exc)) from None
 
     async def act(store: Store) -> int:
         return await store.purge_expired(int(time.time()), pace=pace)

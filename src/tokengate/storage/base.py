@@ -15,6 +15,7 @@ client returns False and appends nothing; the caller records that outcome on its
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Protocol
@@ -47,6 +48,13 @@ class PurgePace:
     batch: int = 500
     pause: float = 0.05
     idle_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        # NaN passes every `<` check, and a NaN rest would never end (or never start): refuse.
+        if self.batch < 1 or not all(
+            math.isfinite(v) and v >= 0 for v in (self.pause, self.idle_ratio)
+        ):
+            raise ValueError("a purge pace needs batch >= 1 and finite pause and idle_ratio >= 0")
 
 
 DEFAULT_PACE = PurgePace()
