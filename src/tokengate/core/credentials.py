@@ -88,7 +88,7 @@ def new_client_id() -> str:
 
 def new_jti() -> str:
     """A unique token identifier (RFC 7662 §2.2 `jti`), unrelated to the token value."""
-    return secrets.token_hex(16)
+    return secrets.token_hex(_JTI_BYTES)
 
 
 def is_access_token_format(value: str) -> bool:
